@@ -1,1 +1,56 @@
-fn main() {}
+//! The `shadertrain` command-line program.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod output;
+
+use cli::{Cli, Command};
+use output::Output;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.quiet, cli.verbose);
+    let output = Output::new(cli.quiet);
+
+    // Ctrl-C asks training to stop at the next chunk boundary; a second Ctrl-C exits at once.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping at the next logged epoch (press Ctrl-C again to exit at once)");
+    });
+
+    let result = match &cli.command {
+        Command::Train(args) => commands::train::run(args, &output, interrupt),
+        Command::Devices(args) => commands::devices::run(args, &output),
+        Command::Predict(_) | Command::Eval(_) => Err(anyhow::anyhow!("not implemented yet")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            output.error(&format!("{error:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to standard error: warnings by default, more with -v, RUST_LOG overrides.
+fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(format!("warn,shadertrain={level}")))
+        .format_timestamp(None)
+        .init();
+}

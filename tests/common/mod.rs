@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 use shadertrain::data::{self, ColumnSelection, CsvOptions};
+use shadertrain::gpu::GpuContext;
 
 use shadertrain::loss::Loss;
 use shadertrain::model::{Activation, Architecture, Layer, Parameters};
@@ -19,6 +20,19 @@ use shadertrain::train::TrainSpec;
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The GPU adapter for this test binary: lavapipe on machines without a GPU.
+/// A missing adapter fails the test, because GPU tests must never pass by skipping.
+pub fn gpu() -> &'static GpuContext {
+    static CONTEXT: OnceLock<GpuContext> = OnceLock::new();
+    CONTEXT.get_or_init(|| match GpuContext::new() {
+        Ok(context) => {
+            eprintln!("GPU tests run on {}", context.adapter);
+            context
+        }
+        Err(error) => panic!("GPU tests need an adapter: {error}"),
+    })
 }
 
 /// Loads `features -> targets` from a CSV file of the repository.

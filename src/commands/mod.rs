@@ -1,0 +1,4 @@
+//! The subcommands of the `shadertrain` program.
+
+pub mod devices;
+pub mod train;

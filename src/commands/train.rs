@@ -1,0 +1,514 @@
+//! `shadertrain train`: load, prepare, train, report.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use indexmap::IndexMap;
+
+use shadertrain::data::{self, ColumnSelection, CsvOptions};
+use shadertrain::gpu::{self, GpuContext, KernelChoice};
+use shadertrain::loss::Loss;
+use shadertrain::model::{Activation, Architecture, Parameters, init};
+use shadertrain::optim::{Optimizer, OptimizerKind};
+use shadertrain::prepare::{self, Standardization, Table, ZScore};
+use shadertrain::report::{self, DeviceRecord, FinalMetrics, ModelFile, Report, TrainingRecord};
+use shadertrain::schedule::Batching;
+use shadertrain::train::{self, Backend, DriverOptions, Halt, Progress, TrainOutcome, TrainSpec, TrainingData};
+
+use crate::cli::{DeviceArg, KernelArg, TrainArgs};
+use crate::output::Output;
+
+/// Exit status of a run that diverged.
+const EXIT_DIVERGED: u8 = 3;
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    // Options first, so a typo fails before any data is read.
+    let hidden = parse_hidden(&args.hidden)?;
+    let activations = args
+        .activation
+        .iter()
+        .map(|name| Activation::parse(name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let loss = Loss::parse(&args.loss).map_err(anyhow::Error::msg)?;
+    let optimizer = build_optimizer(args)?;
+    if args.log_every == 0 {
+        bail!("--log-every must be at least 1");
+    }
+    if args.batch_size == Some(0) {
+        bail!("--batch-size must be at least 1");
+    }
+    if args.early_stop.is_some() && args.val_fraction.is_none() && args.val_data.is_none() {
+        bail!("--early-stop needs validation data: add --val-fraction F or --val-data FILE");
+    }
+
+    // Data.
+    let csv = CsvOptions {
+        delimiter: data::parse_delimiter(&args.data.delimiter).map_err(anyhow::Error::msg)?,
+        drop_missing: args.data.drop_missing,
+    };
+    let columns = ColumnSelection {
+        features: &args.data.features,
+        targets: &args.data.target,
+        targets_required: true,
+    };
+    let dataset = data::load_csv(&args.data.data, &columns, &csv)?;
+    if dataset.dropped_rows > 0 {
+        output.warn(&format!(
+            "dropped {} rows of {} with missing values (--drop-missing)",
+            dataset.dropped_rows,
+            args.data.data.display()
+        ));
+    }
+    let table = Table {
+        inputs: dataset.inputs(),
+        outputs: dataset.outputs(),
+        features: dataset.features,
+        targets: dataset.targets,
+    };
+    let (mut train_table, mut validation_table) = match (&args.val_data, args.val_fraction) {
+        (Some(path), _) => {
+            let validation = data::load_csv(path, &columns, &csv)?;
+            let validation = Table {
+                inputs: validation.inputs(),
+                outputs: validation.outputs(),
+                features: validation.features,
+                targets: validation.targets,
+            };
+            (table, Some(validation))
+        }
+        (None, Some(fraction)) => {
+            let (train, validation) =
+                prepare::split_validation(&table, fraction, args.seed).map_err(anyhow::Error::msg)?;
+            (train, Some(validation))
+        }
+        (None, None) => (table, None),
+    };
+
+    // Standardization from the training rows only.
+    let mut standardization = Standardization::default();
+    if args.standardize {
+        let (zscore, constant) = ZScore::fit(&train_table.features, train_table.inputs);
+        for c in constant {
+            output.warn(&format!(
+                "feature '{}' is constant in the training rows, so standardizing leaves it all zeros (as scikit-learn does); it cannot help the model",
+                args.data.features[c]
+            ));
+        }
+        zscore.apply(&mut train_table.features);
+        if let Some(validation) = &mut validation_table {
+            zscore.apply(&mut validation.features);
+        }
+        standardization.features = Some(zscore);
+    }
+    if args.standardize_target {
+        let (zscore, constant) = ZScore::fit(&train_table.targets, train_table.outputs);
+        for c in constant {
+            output.warn(&format!(
+                "target '{}' is constant in the training rows; standardizing leaves it all zeros",
+                args.data.target[c]
+            ));
+        }
+        zscore.apply(&mut train_table.targets);
+        if let Some(validation) = &mut validation_table {
+            zscore.apply(&mut validation.targets);
+        }
+        standardization.targets = Some(zscore);
+    }
+    let target_scale: Option<Vec<f64>> = standardization.targets.as_ref().map(|z| z.std.clone());
+
+    // Model and initial parameters.
+    let architecture = Architecture::new(train_table.inputs, &hidden, train_table.outputs, &activations)?;
+    let initial = match &args.init {
+        Some(path) => report::read_init(path, &architecture)?,
+        None => init::torch_linear_init(&architecture, args.seed),
+    };
+    let batching = match args.batch_size {
+        Some(size) if size < train_table.rows() => Batching::Shuffled { size, seed: args.seed },
+        _ => Batching::Full,
+    };
+    let spec = TrainSpec {
+        architecture: architecture.clone(),
+        loss,
+        optimizer,
+        epochs: args.epochs,
+        log_every: args.log_every,
+        batching,
+        early_stop: args.early_stop,
+    };
+    let data = TrainingData {
+        train: train_table.samples(),
+        validation: validation_table.as_ref().map(Table::samples),
+        target_scale: target_scale.as_deref(),
+    };
+
+    output.info(&format!(
+        "data: {} ({} training rows{}; features {}; target {})",
+        args.data.data.display(),
+        train_table.rows(),
+        validation_table
+            .as_ref()
+            .map_or(String::new(), |v| format!(", {} validation rows", v.rows())),
+        args.data.features.join(", "),
+        args.data.target.join(", ")
+    ));
+    output.info(&format!(
+        "model: {} ({} parameters), loss {loss}, optimizer {optimizer}",
+        architecture.describe(),
+        architecture.parameter_count()
+    ));
+    output.info(&format!(
+        "{} epochs, {}, {}",
+        args.epochs,
+        match args.batch_size {
+            Some(size) if size < train_table.rows() => format!("mini-batches of {size} rows"),
+            _ => "full batch".to_string(),
+        },
+        match &args.init {
+            Some(path) => format!("parameters from {}", path.display()),
+            None => format!("seed {}", args.seed),
+        }
+    ));
+
+    // Device and backend.
+    let context = match args.device {
+        DeviceArg::Cpu => None,
+        DeviceArg::Gpu => Some(GpuContext::new()?),
+        DeviceArg::Auto => match GpuContext::new() {
+            Ok(context) => {
+                if context.is_cpu {
+                    output.warn(&format!(
+                        "no hardware GPU found; training on {}, a software adapter that runs on the CPU",
+                        context.adapter.name
+                    ));
+                }
+                Some(context)
+            }
+            Err(error) => {
+                output.warn(&format!("{error}; training on the CPU reference instead"));
+                None
+            }
+        },
+    };
+    let kernel_choice = match args.kernel {
+        KernelArg::Auto => KernelChoice::Auto,
+        KernelArg::Fused => KernelChoice::Fused,
+        KernelArg::General => KernelChoice::General,
+    };
+    let flat = initial.to_flat();
+    let (mut backend, device, kernel): (Box<dyn Backend + '_>, DeviceRecord, String) = match &context {
+        None => (
+            Box::new(shadertrain::cpu::CpuBackend::new(&spec, data, flat.clone())),
+            DeviceRecord {
+                name: "CPU reference".into(),
+                backend: "none".into(),
+                device_type: "CPU".into(),
+            },
+            "cpu-reference".into(),
+        ),
+        Some(context) => {
+            let (backend, kernel) = gpu::create_backend(context, &spec, data, &flat, kernel_choice)?;
+            output.info(&format!("device: {}", context.adapter));
+            output.info(&format!("kernel: {kernel}"));
+            (
+                backend,
+                DeviceRecord {
+                    name: context.adapter.name.clone(),
+                    backend: context.adapter.backend.clone(),
+                    device_type: context.adapter.device_type.clone(),
+                },
+                kernel.name().to_string(),
+            )
+        }
+    };
+    if context.is_none() {
+        output.info("device: CPU reference trainer");
+    }
+
+    // Train.
+    let options = DriverOptions {
+        interrupt: Some(interrupt),
+        target_chunk_time: None,
+    };
+    let has_validation = validation_table.is_some();
+    let outcome = train::run(backend.as_mut(), &spec, data, &options, |event| match event {
+        Progress::Logged(entry) => output.result(&format_log_line(entry, has_validation)),
+        Progress::Advanced { .. } => {}
+    })?;
+    drop(backend);
+
+    // Results.
+    print_results(output, &outcome, &architecture, has_validation);
+    let parameters = Parameters::from_flat(&architecture, &outcome.parameters);
+    let record = TrainingRecord {
+        data: args.data.data.display().to_string(),
+        optimizer: optimizer.to_string(),
+        loss: loss.to_string(),
+        epochs: args.epochs,
+        epochs_done: outcome.epochs_done,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        device: device.name.clone(),
+        kernel: kernel.clone(),
+        halt: outcome.halt,
+        interrupted: outcome.interrupted,
+    };
+    let final_metrics = FinalMetrics {
+        train: outcome.final_train,
+        validation: outcome.final_validation,
+    };
+
+    if let Some(path) = &args.report {
+        let report = build_report(
+            &outcome,
+            args.epochs,
+            &architecture,
+            &parameters,
+            device,
+            kernel,
+            final_metrics.clone(),
+        );
+        report::write_json(path, &report)?;
+        output.info(&format!("report written to {}", path.display()));
+    }
+    let parameters_finite = outcome.parameters.iter().all(|v| v.is_finite());
+    if let Some(path) = &args.save {
+        if !parameters_finite {
+            bail!("the parameters are not finite, so {} was not written", path.display());
+        }
+        let model = ModelFile {
+            format: ModelFile::FORMAT.into(),
+            version: ModelFile::VERSION,
+            features: args.data.features.clone(),
+            targets: args.data.target.clone(),
+            hidden: architecture.hidden().to_vec(),
+            activations: architecture.activations.clone(),
+            loss,
+            standardization: standardization.clone(),
+            training: Some(record),
+            metrics: Some(final_metrics),
+            layers: parameters.layers.clone(),
+        };
+        report::write_json(path, &model)?;
+        output.info(&format!("model saved to {}", path.display()));
+    }
+    if let Some(path) = &args.save_safetensors {
+        if !parameters_finite {
+            bail!("the parameters are not finite, so {} was not written", path.display());
+        }
+        write_safetensors(path, &architecture, &parameters, &args.data.features, &args.data.target)?;
+        output.info(&format!("parameters saved to {}", path.display()));
+    }
+
+    if let Some(Halt::Diverged { epoch }) = outcome.halt {
+        output.error(&format!(
+            "training diverged: the loss at epoch {epoch} is not finite, so training stopped before that epoch's update. \
+             Try a smaller learning rate (--lr {}) or standardized data (--standardize{})",
+            optimizer.lr() / 10.0,
+            if args.standardize_target { "" } else { " --standardize-target" }
+        ));
+        return Ok(ExitCode::from(EXIT_DIVERGED));
+    }
+    if outcome.interrupted {
+        output.error(&format!(
+            "interrupted after {} of {} epochs; the outputs hold the parameters so far",
+            outcome.epochs_done, args.epochs
+        ));
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_hidden(text: &str) -> anyhow::Result<Vec<usize>> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|width| match width.trim().parse::<usize>() {
+            Ok(width) if width > 0 => Ok(width),
+            _ => bail!(
+                "invalid hidden layer width '{width}' in --hidden {text}: expected positive integers such as 16,8"
+            ),
+        })
+        .collect()
+}
+
+fn build_optimizer(args: &TrainArgs) -> anyhow::Result<Optimizer> {
+    let kind = OptimizerKind::parse(&args.optimizer).map_err(anyhow::Error::msg)?;
+    let betas: Vec<f32> = args
+        .betas
+        .split(',')
+        .map(|b| b.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .ok()
+        .filter(|b: &Vec<f32>| b.len() == 2)
+        .with_context(|| {
+            format!(
+                "invalid --betas '{}': expected two numbers such as 0.9,0.999",
+                args.betas
+            )
+        })?;
+    let mut optimizer = Optimizer::with_defaults(kind, args.lr);
+    match &mut optimizer {
+        Optimizer::Adam {
+            betas: b,
+            eps,
+            weight_decay,
+            ..
+        }
+        | Optimizer::AdamW {
+            betas: b,
+            eps,
+            weight_decay,
+            ..
+        } => {
+            *b = (betas[0], betas[1]);
+            *eps = args.eps;
+            if let Some(decay) = args.weight_decay {
+                *weight_decay = decay;
+            }
+        }
+        Optimizer::Sgd {
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+            ..
+        } => {
+            *momentum = args.momentum;
+            *dampening = args.dampening;
+            *nesterov = args.nesterov;
+            if let Some(decay) = args.weight_decay {
+                *weight_decay = decay;
+            }
+        }
+    }
+    if !matches!(optimizer, Optimizer::Sgd { .. }) && (args.momentum != 0.0 || args.dampening != 0.0 || args.nesterov) {
+        bail!("--momentum, --dampening and --nesterov apply to --optimizer sgd only");
+    }
+    optimizer.validate().map_err(anyhow::Error::msg)?;
+    Ok(optimizer)
+}
+
+fn format_log_line(entry: &train::LogEntry, has_validation: bool) -> String {
+    let mut line = format!("epoch {:>7}  loss {:.4}", entry.epoch, entry.train.loss);
+    if has_validation && let Some(validation) = &entry.validation {
+        line.push_str(&format!(
+            "  val_loss {:.4}  val_r2 {:.4}",
+            validation.loss, validation.r2
+        ));
+    }
+    line
+}
+
+fn print_results(output: &Output, outcome: &TrainOutcome, architecture: &Architecture, has_validation: bool) {
+    let train = &outcome.final_train;
+    output.result(&format!(
+        "final loss {:.4} after {} epochs (mse {:.4}, rmse {:.4}, mae {:.4}, r2 {:.4})",
+        train.loss, outcome.epochs_done, train.mse, train.rmse, train.mae, train.r2
+    ));
+    if has_validation && let Some(validation) = &outcome.final_validation {
+        output.result(&format!(
+            "validation loss {:.4} (mse {:.4}, rmse {:.4}, mae {:.4}, r2 {:.4})",
+            validation.loss, validation.mse, validation.rmse, validation.mae, validation.r2
+        ));
+    }
+    if let Some(Halt::EarlyStopped { epoch, best_epoch }) = outcome.halt {
+        output.result(&format!(
+            "early stop at epoch {epoch}: the validation loss last improved at epoch {best_epoch}, whose parameters are kept"
+        ));
+    }
+    output.result("parameters:");
+    let parameters = Parameters::from_flat(architecture, &outcome.parameters);
+    for (l, layer) in parameters.layers.iter().enumerate() {
+        output.result(&format!("  layers.{}.weight {:?}", 2 * l, layer.weight));
+        output.result(&format!("  layers.{}.bias {:?}", 2 * l, layer.bias));
+    }
+    output.result(&format!(
+        "time {:.3} s, {:.0} epochs/s",
+        outcome.seconds,
+        outcome.epochs_per_second()
+    ));
+}
+
+fn build_report(
+    outcome: &TrainOutcome,
+    epochs: u64,
+    architecture: &Architecture,
+    parameters: &Parameters,
+    device: DeviceRecord,
+    kernel: String,
+    final_metrics: FinalMetrics,
+) -> Report {
+    let mut loss = IndexMap::new();
+    let mut validation_loss = IndexMap::new();
+    for entry in &outcome.logs {
+        loss.insert(entry.epoch.to_string(), entry.train.loss);
+        if let Some(validation) = &entry.validation {
+            validation_loss.insert(entry.epoch.to_string(), validation.loss);
+        }
+    }
+    Report {
+        device,
+        kernel,
+        model: architecture.describe(),
+        epochs,
+        epochs_done: outcome.epochs_done,
+        seconds: outcome.seconds,
+        epochs_per_second: outcome.epochs_per_second(),
+        loss,
+        validation_loss,
+        history: outcome.logs.clone(),
+        final_loss: outcome.final_train.loss,
+        final_metrics,
+        halt: outcome.halt,
+        interrupted: outcome.interrupted,
+        layers: parameters.layers.clone(),
+    }
+}
+
+/// Writes the parameters with the names of a PyTorch module whose `layers`
+/// attribute is the equivalent `nn.Sequential` (Linear layers at even
+/// indices, activations between them).
+fn write_safetensors(
+    path: &Path,
+    architecture: &Architecture,
+    parameters: &Parameters,
+    features: &[String],
+    targets: &[String],
+) -> anyhow::Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+
+    let mut buffers = Vec::new();
+    for (l, layer) in parameters.layers.iter().enumerate() {
+        let (inputs, outputs) = architecture.layer_shape(l);
+        let weight: Vec<f32> = layer.weight.iter().flatten().copied().collect();
+        buffers.push((format!("layers.{}.weight", 2 * l), vec![outputs, inputs], weight));
+        buffers.push((format!("layers.{}.bias", 2 * l), vec![outputs], layer.bias.clone()));
+    }
+    let views = buffers
+        .iter()
+        .map(|(name, shape, values)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(values)).map(|view| (name.clone(), view))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| anyhow::anyhow!("cannot build safetensors tensors: {error:?}"))?;
+    let metadata = [
+        ("format".to_string(), "pt".to_string()),
+        ("model".to_string(), architecture.describe()),
+        ("features".to_string(), features.join(",")),
+        ("targets".to_string(), targets.join(",")),
+    ]
+    .into_iter()
+    .collect();
+    let bytes = safetensors::tensor::serialize(views, Some(metadata))
+        .map_err(|error| anyhow::anyhow!("cannot serialize safetensors: {error:?}"))?;
+    report::write_atomically(path, |writer| writer.write_all(&bytes))?;
+    Ok(())
+}

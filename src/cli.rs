@@ -118,7 +118,7 @@ pub struct TrainArgs {
     pub optimizer: String,
 
     /// Learning rate
-    #[arg(long, default_value_t = 1.0, value_name = "RATE")]
+    #[arg(long, default_value_t = 1.0, value_name = "RATE", allow_negative_numbers = true)]
     pub lr: f32,
 
     /// Adam's beta1,beta2: decay rates of the gradient's first and second moment estimates
@@ -126,19 +126,19 @@ pub struct TrainArgs {
     pub betas: String,
 
     /// Adam's epsilon, added to the square root of the second moment
-    #[arg(long, default_value_t = 1e-8, value_name = "EPS")]
+    #[arg(long, default_value_t = 1e-8, value_name = "EPS", allow_negative_numbers = true)]
     pub eps: f32,
 
     /// Weight decay [default: 0 for adam and sgd (L2 added to the gradient), 0.01 for adamw (decoupled)]
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
 
     /// SGD momentum factor
-    #[arg(long, default_value_t = 0.0, value_name = "FACTOR")]
+    #[arg(long, default_value_t = 0.0, value_name = "FACTOR", allow_negative_numbers = true)]
     pub momentum: f32,
 
     /// SGD dampening of the momentum
-    #[arg(long, default_value_t = 0.0, value_name = "FACTOR")]
+    #[arg(long, default_value_t = 0.0, value_name = "FACTOR", allow_negative_numbers = true)]
     pub dampening: f32,
 
     /// SGD with Nesterov momentum (needs --momentum > 0 and no dampening)
@@ -234,9 +234,13 @@ pub struct PredictArgs {
     #[arg(long, default_value = ",", value_name = "CHAR")]
     pub delimiter: String,
 
-    /// Skip rows with a missing value in a used column instead of failing
+    /// Skip rows with a missing feature value instead of failing (the output then lacks those rows)
     #[arg(long)]
     pub drop_missing: bool,
+
+    /// Print the metrics as JSON on standard output once the predictions are written (needs --output)
+    #[arg(long, requires = "output")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -256,4 +260,8 @@ pub struct EvalArgs {
     /// Skip rows with a missing value in a used column instead of failing
     #[arg(long)]
     pub drop_missing: bool,
+
+    /// Print the metrics as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }

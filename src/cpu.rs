@@ -223,7 +223,7 @@ fn backward(architecture: &Architecture, params: &[f32], pass: &mut RowPass, gra
 
 /// Adds one row's loss terms and errors to `sums`, and writes the loss
 /// gradient into `dy` when it is given.
-fn accumulate_loss(
+pub fn accumulate_loss(
     loss: Loss,
     prediction: &[f32],
     target: &[f32],

@@ -31,7 +31,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Train(args) => commands::train::run(args, &output, interrupt),
         Command::Devices(args) => commands::devices::run(args, &output),
-        Command::Predict(_) | Command::Eval(_) => Err(anyhow::anyhow!("not implemented yet")),
+        Command::Predict(args) => commands::predict::run(args, &output),
+        Command::Eval(args) => commands::eval::run(args, &output),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,6 @@
 //! The subcommands of the `shadertrain` program.
 
 pub mod devices;
+pub mod eval;
+pub mod predict;
 pub mod train;

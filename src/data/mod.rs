@@ -68,6 +68,8 @@ pub struct ColumnSelection<'a> {
 pub struct Dataset {
     /// File the table was read from.
     pub path: PathBuf,
+    /// Every column name of the header, trimmed, in file order.
+    pub header: Vec<String>,
     /// Feature column names, in requested order.
     pub feature_names: Vec<String>,
     /// Target column names, in requested order. Empty if targets were optional and absent.
@@ -373,6 +375,7 @@ impl<'a> TableBuilder<'a> {
         self.lines.shrink_to_fit();
         Ok(Dataset {
             path: self.path.to_path_buf(),
+            header: self.header.to_vec(),
             feature_names: feature_names.to_vec(),
             target_names,
             rows: self.lines.len(),

@@ -1,28 +1,34 @@
 //! The fused GPU kernel against the CPU reference, on lavapipe in CI.
 //!
-//! Tolerances: losses within 1e-4 relative at every logged epoch, final
-//! parameters within 1e-3 of each tensor's largest magnitude. The GPU sums
-//! rows in a different order (per lane, then across lanes) and in f32, so
-//! the two drift apart by round-off that training then amplifies.
+//! Tolerances (tests/common/compare.rs): losses within 1e-4 relative at
+//! every logged epoch, final parameters within 1e-3 of each tensor's largest
+//! magnitude. The GPU sums rows in another order (per lane, then across
+//! lanes) and in f32, so the runs drift apart by round-off that training
+//! amplifies.
 
 mod common;
 
-use common::{assert_parameters_close, assert_series_close, gpu, load_table};
-use shadertrain::cpu::CpuBackend;
+use common::compare::{assert_runs_match, run_both};
+use common::{gpu, load_table};
 use shadertrain::gpu::fused::{self, FusedBackend, FusedOptions};
 use shadertrain::loss::Loss;
-use shadertrain::model::{Activation, Architecture, init};
+use shadertrain::model::{Activation, Architecture};
 use shadertrain::optim::{Optimizer, OptimizerKind};
-use shadertrain::prepare::Table;
+use shadertrain::prepare;
 use shadertrain::schedule::Batching;
-use shadertrain::train::{self, TrainOutcome, TrainSpec, TrainingData};
+use shadertrain::train::{Backend, Halt, TrainSpec, TrainingData};
 
-const LOSS_TOLERANCE: f64 = 1e-4;
-const PARAMETER_TOLERANCE: f32 = 1e-3;
+const ALL_FEATURES: [&str; 10] = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"];
 
-fn textbook_spec(activation: Activation, lr: f32, epochs: u64) -> TrainSpec {
+fn spec(sizes: &[usize], activations: &[Activation], lr: f32, epochs: u64) -> TrainSpec {
     TrainSpec {
-        architecture: Architecture::new(2, &[5], 1, &[activation]).unwrap(),
+        architecture: Architecture::new(
+            sizes[0],
+            &sizes[1..sizes.len() - 1],
+            *sizes.last().unwrap(),
+            activations,
+        )
+        .unwrap(),
         loss: Loss::Mse,
         optimizer: Optimizer::with_defaults(OptimizerKind::Adam, lr),
         epochs,
@@ -32,71 +38,28 @@ fn textbook_spec(activation: Activation, lr: f32, epochs: u64) -> TrainSpec {
     }
 }
 
-fn diabetes() -> Table {
-    load_table("data/diabetes.csv", &["bmi", "s6"], &["target"])
-}
-
-fn run_both(
-    spec: &TrainSpec,
-    train_table: &Table,
-    validation: Option<&Table>,
+fn fused_backend<'s>(
+    spec: &'s TrainSpec,
     options: FusedOptions,
-) -> (TrainOutcome, TrainOutcome) {
-    let data = TrainingData {
-        train: train_table.samples(),
-        validation: validation.map(Table::samples),
-        target_scale: None,
-    };
-    let initial = init::torch_linear_init(&spec.architecture, 4603).to_flat();
-
-    let mut cpu = CpuBackend::new(spec, data, initial.clone());
-    let expected = train::run(&mut cpu, spec, data, &Default::default(), |_| {}).unwrap();
-
-    let context = gpu();
-    let plan = fused::plan(context, spec, data, options).expect("problem fits the fused kernel");
-    let mut backend = FusedBackend::new(context, spec, data, &initial, plan).unwrap();
-    let actual = train::run(&mut backend, spec, data, &Default::default(), |_| {}).unwrap();
-    (actual, expected)
-}
-
-fn assert_runs_match(what: &str, spec: &TrainSpec, actual: &TrainOutcome, expected: &TrainOutcome) {
-    let losses = |outcome: &TrainOutcome| outcome.logs.iter().map(|e| e.train.loss).collect::<Vec<_>>();
-    let epochs = |outcome: &TrainOutcome| outcome.logs.iter().map(|e| e.epoch).collect::<Vec<_>>();
-    assert_eq!(epochs(actual), epochs(expected), "{what}: logged epochs");
-    assert_series_close(
-        &format!("{what}: loss"),
-        &losses(actual),
-        &losses(expected),
-        LOSS_TOLERANCE,
-    );
-    assert_series_close(
-        &format!("{what}: final loss"),
-        &[actual.final_train.loss],
-        &[expected.final_train.loss],
-        LOSS_TOLERANCE,
-    );
-    assert_parameters_close(
-        &format!("{what}: parameters"),
-        &spec.architecture,
-        &actual.parameters,
-        &expected.parameters,
-        PARAMETER_TOLERANCE,
-    );
-    assert_eq!(actual.epochs_done, expected.epochs_done, "{what}: epochs done");
-    assert_eq!(actual.halt, expected.halt, "{what}: halt");
+) -> impl for<'a> FnOnce(TrainingData<'a>, &[f32]) -> Box<dyn Backend + 'a> + use<'s> {
+    move |data, initial| {
+        let context = gpu();
+        let plan = fused::plan(context, spec, data, options).expect("problem fits the fused kernel");
+        Box::new(FusedBackend::new(context, spec, data, initial, plan).unwrap())
+    }
 }
 
 #[test]
 fn textbook_relu_matches_cpu() {
-    let spec = textbook_spec(Activation::Relu, 1.0, 300);
-    let table = diabetes();
-    let (actual, expected) = run_both(&spec, &table, None, FusedOptions::default());
+    let table = load_table("data/diabetes.csv", &["bmi", "s6"], &["target"]);
+    let spec = spec(&[2, 5, 1], &[Activation::Relu], 1.0, 300);
+    let (actual, expected) = run_both(&spec, &table, None, fused_backend(&spec, FusedOptions::default()));
     assert_runs_match("relu", &spec, &actual, &expected);
 }
 
 #[test]
 fn every_activation_matches_cpu() {
-    let table = diabetes();
+    let table = load_table("data/diabetes.csv", &["bmi", "s6"], &["target"]);
     let activations = [
         Activation::Relu,
         Activation::Sigmoid,
@@ -107,8 +70,8 @@ fn every_activation_matches_cpu() {
         Activation::Identity,
     ];
     for activation in activations {
-        let spec = textbook_spec(activation, 0.05, 300);
-        let (actual, expected) = run_both(&spec, &table, None, FusedOptions::default());
+        let spec = spec(&[2, 5, 1], &[activation], 0.05, 300);
+        let (actual, expected) = run_both(&spec, &table, None, fused_backend(&spec, FusedOptions::default()));
         assert_runs_match(&activation.to_string(), &spec, &actual, &expected);
     }
 }
@@ -116,8 +79,8 @@ fn every_activation_matches_cpu() {
 /// Every code form and reduction of the fused kernel gives the same run.
 #[test]
 fn kernel_variants_match_cpu() {
-    let table = diabetes();
-    let spec = textbook_spec(Activation::Tanh, 0.05, 200);
+    let table = load_table("data/diabetes.csv", &["bmi", "s6"], &["target"]);
+    let spec = spec(&[2, 5, 1], &[Activation::Tanh], 0.05, 200);
     let variants = [
         ("straight-line, subgroup", FusedOptions::default()),
         (
@@ -145,7 +108,68 @@ fn kernel_variants_match_cpu() {
         ),
     ];
     for (name, options) in variants {
-        let (actual, expected) = run_both(&spec, &table, None, options);
+        let (actual, expected) = run_both(&spec, &table, None, fused_backend(&spec, options));
         assert_runs_match(name, &spec, &actual, &expected);
     }
+}
+
+#[test]
+fn deep_model_with_validation() {
+    let table = load_table("data/diabetes.csv", &ALL_FEATURES, &["target"]);
+    let (train, validation) = prepare::split_validation(&table, 0.2, 7).unwrap();
+    let spec = spec(&[10, 16, 8, 1], &[Activation::Tanh, Activation::Gelu], 0.01, 150);
+    let (actual, expected) = run_both(
+        &spec,
+        &train,
+        Some(&validation),
+        fused_backend(&spec, FusedOptions::default()),
+    );
+    assert_runs_match("deep model", &spec, &actual, &expected);
+}
+
+#[test]
+fn multi_output_huber_sgd() {
+    let table = load_table("data/diabetes.csv", &["bmi", "bp", "s5"], &["target", "s6"]);
+    let mut spec = spec(&[3, 6, 2], &[Activation::Relu], 0.0, 200);
+    spec.loss = Loss::Huber { delta: 5.0 };
+    spec.optimizer = Optimizer::Sgd {
+        lr: 1e-4,
+        momentum: 0.9,
+        dampening: 0.1,
+        nesterov: false,
+        weight_decay: 1e-3,
+    };
+    let (actual, expected) = run_both(&spec, &table, None, fused_backend(&spec, FusedOptions::default()));
+    assert_runs_match("multi-output", &spec, &actual, &expected);
+}
+
+#[test]
+fn mini_batches_follow_the_order() {
+    let table = load_table("data/diabetes.csv", &["bmi", "s6"], &["target"]);
+    let mut spec = spec(&[2, 5, 1], &[Activation::Relu], 0.1, 20);
+    spec.batching = Batching::Shuffled { size: 50, seed: 9 };
+    spec.log_every = 4;
+    let (actual, expected) = run_both(&spec, &table, None, fused_backend(&spec, FusedOptions::default()));
+    assert_runs_match("mini-batches", &spec, &actual, &expected);
+}
+
+#[test]
+fn early_stop_keeps_best_parameters() {
+    let table = load_table("data/diabetes.csv", &ALL_FEATURES, &["target"]);
+    let (train, validation) = prepare::split_validation(&table, 0.3, 11).unwrap();
+    let mut spec = spec(&[10, 32, 1], &[Activation::Relu], 0.5, 2000);
+    spec.early_stop = Some(100);
+    spec.log_every = 10;
+    let (actual, expected) = run_both(
+        &spec,
+        &train,
+        Some(&validation),
+        fused_backend(&spec, FusedOptions::default()),
+    );
+    assert!(
+        matches!(expected.halt, Some(Halt::EarlyStopped { .. })),
+        "the CPU run should stop early, got {:?}",
+        expected.halt
+    );
+    assert_runs_match("early stop", &spec, &actual, &expected);
 }

@@ -121,6 +121,10 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Whether subgroup operations are enabled.
     pub subgroups: bool,
+    /// Whether immediate data (push constants) is enabled; the general path needs it.
+    pub immediates: bool,
+    /// Whether timestamps can be written between dispatches, for kernel profiling.
+    pub timestamps: bool,
     /// Subgroup size range of the adapter.
     pub subgroup_size: (u32, u32),
     /// Whether this is a software adapter (such as llvmpipe).
@@ -142,11 +146,19 @@ impl GpuContext {
         let summary = AdapterSummary::new(&info);
         let limits = adapter.limits();
         let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP);
-        let required_features = if subgroups {
-            wgpu::Features::SUBGROUP
-        } else {
-            wgpu::Features::empty()
-        };
+        let immediates = adapter.features().contains(wgpu::Features::IMMEDIATES) && limits.max_immediate_size >= 128;
+        let mut required_features = wgpu::Features::empty();
+        if subgroups {
+            required_features |= wgpu::Features::SUBGROUP;
+        }
+        if immediates {
+            required_features |= wgpu::Features::IMMEDIATES;
+        }
+        let timestamps = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let timestamps = adapter.features().contains(timestamps).then_some(timestamps);
+        if let Some(features) = timestamps {
+            required_features |= features;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("shadertrain"),
             required_features,
@@ -191,6 +203,8 @@ impl GpuContext {
             adapter: summary,
             limits,
             subgroups,
+            immediates,
+            timestamps: timestamps.is_some(),
             subgroup_size: (info.subgroup_min_size, info.subgroup_max_size),
             is_cpu: info.device_type == wgpu::DeviceType::Cpu,
             errors,
@@ -388,9 +402,100 @@ pub fn create_backend<'c>(
             if let Err(reason) = &fused_plan_reason {
                 log::info!("general kernel path: {reason}");
             }
-            let plan = general::plan(context, spec, data)?;
+            let plan = general::plan(context, spec, data, general::GeneralOptions::default())?;
             let backend = general::GeneralBackend::new(context, spec, data, initial, plan.clone())?;
             Ok((Box::new(backend), KernelPath::General(plan)))
         }
+    }
+}
+
+/// Per-kernel GPU times from timestamps written between dispatches.
+///
+/// Enabled by the environment variable `SHADERTRAIN_PROFILE_KERNELS=1` on
+/// adapters with timestamp queries inside passes; the totals are logged at
+/// info level (`-v`) after the first chunk. A development aid: timestamps
+/// cost a little time themselves.
+pub struct KernelProfiler {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    labels: Vec<&'static str>,
+    capacity: u32,
+    period: f32,
+}
+
+impl KernelProfiler {
+    /// A profiler for up to `capacity` dispatches, or `None` when profiling is off or unsupported.
+    pub fn from_environment(context: &GpuContext, capacity: u32) -> Option<Self> {
+        if std::env::var_os("SHADERTRAIN_PROFILE_KERNELS").is_none_or(|v| v == "0") || !context.timestamps {
+            return None;
+        }
+        let capacity = capacity.min(4095);
+        let bytes = u64::from(capacity + 1) * 8;
+        Some(Self {
+            queries: context.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("kernel timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: capacity + 1,
+            }),
+            resolved: context.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("resolved timestamps"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            staging: context.staging_buffer("timestamp read-back", bytes),
+            labels: Vec::new(),
+            capacity,
+            period: context.queue.get_timestamp_period(),
+        })
+    }
+
+    /// Writes the starting timestamp; call once at the start of the pass.
+    pub fn start(&mut self, pass: &mut wgpu::ComputePass<'_>) {
+        self.labels.clear();
+        pass.write_timestamp(&self.queries, 0);
+    }
+
+    /// Writes a timestamp after the dispatch just recorded, charged to `label`.
+    pub fn mark(&mut self, pass: &mut wgpu::ComputePass<'_>, label: &'static str) {
+        if (self.labels.len() as u32) < self.capacity {
+            self.labels.push(label);
+            pass.write_timestamp(&self.queries, self.labels.len() as u32);
+        }
+    }
+
+    /// Resolves the timestamps into the staging buffer; call before submitting.
+    pub fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
+        let count = self.labels.len() as u32 + 1;
+        encoder.resolve_query_set(&self.queries, 0..count, &self.resolved, 0);
+        encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.staging, 0, u64::from(count) * 8);
+    }
+
+    /// Reads the times back and logs the total per label, largest first.
+    pub fn log(&mut self, context: &GpuContext) -> Result<(), TrainError> {
+        if self.labels.is_empty() {
+            return Ok(());
+        }
+        let count = self.labels.len() as u64 + 1;
+        let bytes = context.map_staging(&self.staging, count * 8)?;
+        let stamps: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+        let mut totals: Vec<(&'static str, f64, usize)> = Vec::new();
+        for (i, label) in self.labels.iter().enumerate() {
+            let seconds = stamps[i + 1].saturating_sub(stamps[i]) as f64 * f64::from(self.period) * 1e-9;
+            match totals.iter_mut().find(|t| t.0 == *label) {
+                Some(total) => {
+                    total.1 += seconds;
+                    total.2 += 1;
+                }
+                None => totals.push((label, seconds, 1)),
+            }
+        }
+        totals.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (label, seconds, dispatches) in totals {
+            log::info!("kernel {label}: {:.3} ms in {dispatches} dispatches", seconds * 1e3);
+        }
+        self.labels.clear();
+        Ok(())
     }
 }

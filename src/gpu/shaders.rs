@@ -17,8 +17,8 @@ pub const FUSED: &str = include_str!("../../shaders/fused.wgsl");
 pub const FUSED_LOOPS: &str = include_str!("../../shaders/fused_loops.wgsl");
 pub const FUSED_SUBGROUP: &str = include_str!("../../shaders/fused_subgroup.wgsl");
 pub const FUSED_WORKGROUP: &str = include_str!("../../shaders/fused_workgroup.wgsl");
+pub const GENERAL: &str = include_str!("../../shaders/general.wgsl");
 pub const LINEAR: &str = include_str!("../../shaders/linear.wgsl");
-pub const LOSS: &str = include_str!("../../shaders/loss.wgsl");
 pub const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 pub const OPTIMIZER: &str = include_str!("../../shaders/optimizer.wgsl");
 
@@ -29,8 +29,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("fused_loops.wgsl", FUSED_LOOPS),
     ("fused_subgroup.wgsl", FUSED_SUBGROUP),
     ("fused_workgroup.wgsl", FUSED_WORKGROUP),
+    ("general.wgsl", GENERAL),
     ("linear.wgsl", LINEAR),
-    ("loss.wgsl", LOSS),
     ("reduce.wgsl", REDUCE),
     ("optimizer.wgsl", OPTIMIZER),
 ];
@@ -186,8 +186,34 @@ impl Header {
 /// Parses and validates a WGSL module with naga, as wgpu does before
 /// compiling it; `subgroups` allows subgroup operations in compute shaders.
 pub fn validate(source: &str, subgroups: bool) -> Result<naga::Module, String> {
+    validate_with_info(source, subgroups).map(|(module, _)| module)
+}
+
+/// The bindings of group 0 that `entry_point` uses, as wgpu's automatic
+/// pipeline layout includes them (from naga's analysis of the module).
+pub fn used_bindings(source: &str, entry_point: &str) -> Result<Vec<u32>, String> {
+    let (module, info) = validate_with_info(source, true)?;
+    let index = module
+        .entry_points
+        .iter()
+        .position(|e| e.name == entry_point)
+        .ok_or_else(|| format!("no entry point '{entry_point}'"))?;
+    let function = info.get_entry_point(index);
+    let mut bindings: Vec<u32> = module
+        .global_variables
+        .iter()
+        .filter(|(handle, _)| !function[*handle].is_empty())
+        .filter_map(|(_, variable)| variable.binding.as_ref())
+        .filter(|binding| binding.group == 0)
+        .map(|binding| binding.binding)
+        .collect();
+    bindings.sort_unstable();
+    Ok(bindings)
+}
+
+fn validate_with_info(source: &str, subgroups: bool) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
     let module = naga::front::wgsl::parse_str(source).map_err(|error| error.emit_to_string(source))?;
-    let mut capabilities = naga::valid::Capabilities::default();
+    let mut capabilities = naga::valid::Capabilities::default() | naga::valid::Capabilities::IMMEDIATES;
     if subgroups {
         capabilities |= naga::valid::Capabilities::SUBGROUP;
     }
@@ -197,8 +223,8 @@ pub fn validate(source: &str, subgroups: bool) -> Result<naga::Module, String> {
             .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
             .subgroup_operations(naga::valid::SubgroupOperationSet::all());
     }
-    validator
+    let info = validator
         .validate(&module)
         .map_err(|error| error.emit_to_string(source))?;
-    Ok(module)
+    Ok((module, info))
 }

@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests: golden files, data, comparisons
-//! that print the worst difference, and one GPU context per test binary.
+//! that print the worst difference, one GPU context per test binary, and
+//! runs of the `shadertrain` binary ([`binary`]).
 
 #![allow(dead_code)]
+
+pub mod binary;
+pub mod compare;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -11,8 +11,10 @@ use super::GpuContext;
 use super::shaders::{self, Header};
 
 mod unrolled;
+
 use crate::schedule::{Chunk, EVALUATE, VALIDATE};
 use crate::train::{Backend, ChunkOutcome, Halt, Sums, TrainError, TrainSpec, TrainingData};
+pub use unrolled::MAX_UNROLLED_PARAMS;
 
 /// Loop iterations one invocation may run per dispatch. llvmpipe ends an
 /// invocation after 65,535; the rest is margin for loops the count below
@@ -439,7 +441,7 @@ impl<'c> FusedBackend<'c> {
         };
 
         let staging_size = 4096;
-        Ok(Self {
+        let mut backend = Self {
             context,
             params: shape.params,
             state_slots: shape.state_slots,
@@ -458,7 +460,12 @@ impl<'c> FusedBackend<'c> {
             staging_size,
             bind_group: None,
             plan,
-        })
+        };
+
+        // Some drivers (llvmpipe among them) compile a pipeline at its first
+        // dispatch; an empty chunk moves that cost out of the timed training.
+        backend.run_chunk(&Chunk::default())?;
+        Ok(backend)
     }
 
     fn bind_group(&mut self) -> &wgpu::BindGroup {
@@ -533,7 +540,7 @@ impl Backend for FusedBackend<'_> {
         context.queue.write_buffer(&self.run, 0, bytemuck::bytes_of(&0u32));
         context.queue.write_buffer(&self.run, 28, bytemuck::bytes_of(&0u32));
 
-        let dispatches = chunk.steps.len().div_ceil(self.plan.steps_per_dispatch as usize);
+        let dispatches = chunk.steps.len().div_ceil(self.plan.steps_per_dispatch as usize).max(1);
         let mut encoder = context.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("fused chunk"),
         });

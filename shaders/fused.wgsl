@@ -17,7 +17,7 @@
 //
 // The generated header (src/gpu/fused/) defines the problem's constants:
 //   LANES, LAYERS, INPUTS, OUTPUTS, PARAMS, UNITS, SUMS, STATE_SLOTS,
-//   BEST_OFFSET, LAYER_IN, LAYER_OUT, WEIGHT_OFFSET, BIAS_OFFSET,
+//   BEST_OFFSET, PREVIOUS_OFFSET, LAYER_IN, LAYER_OUT, WEIGHT_OFFSET, BIAS_OFFSET,
 //   UNIT_OFFSET, ACTIVATION, SLOPE, LOSS, LOSS_DELTA, OPTIMIZER.
 // common.wgsl provides the element-wise functions and the Step struct.
 //
@@ -48,6 +48,12 @@ struct RunState {
     best_loss: f32,
     // Dispatches whose canary loop came up short: must stay 0.
     loop_faults: u32,
+    // 1 when the run diverged after an update: the host restores the
+    // parameters from before it.
+    restore: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // Per-chunk configuration (src/gpu/fused.rs `FusedConfig`).
@@ -71,7 +77,8 @@ struct Config {
 @group(0) @binding(0) var<storage, read> data: array<f32>;
 @group(0) @binding(1) var<storage, read> steps: array<Step>;
 @group(0) @binding(2) var<storage, read> order: array<u32>;
-// [parameters P | optimizer state STATE_SLOTS * P | best parameters P]
+// [parameters P | optimizer state STATE_SLOTS * P | best parameters P |
+//  parameters before the last update P]
 @group(0) @binding(3) var<storage, read_write> model: array<f32>;
 // Per log slot: training sums then validation sums, SUMS values each.
 @group(0) @binding(4) var<storage, read_write> logs: array<f32>;
@@ -103,6 +110,7 @@ fn main(@builtin(local_invocation_index) lane: u32) {
     var has_best = run.has_best;
     var best_epoch = run.best_epoch;
     var best_loss = run.best_loss;
+    var restore = run.restore;
 
     let first = run.next_step;
     let count = min(config.steps_per_dispatch, config.step_count - min(first, config.step_count));
@@ -166,14 +174,25 @@ fn main(@builtin(local_invocation_index) lane: u32) {
             }
         }
 
-        // The update, unless the batch loss or a gradient is not finite.
+        // The update. A non-finite batch loss or gradient halts the run and
+        // sends it back to the parameters before the last update, the last
+        // ones with a finite loss; an update that would make a parameter
+        // non-finite is not applied and halts the run as well.
         if update && halt == HALT_NONE {
             if is_finite(batch_loss) && gradients_finite() {
-                apply_update(step);
-                updates += 1u;
+                if apply_update(step, lane) {
+                    updates += 1u;
+                } else {
+                    halt = HALT_DIVERGED;
+                    halt_epoch = step.epoch;
+                }
             } else {
                 halt = HALT_DIVERGED;
                 halt_epoch = step.epoch;
+                if updates > 0u {
+                    updates -= 1u;
+                    restore = 1u;
+                }
             }
         }
         done += 1u;
@@ -196,6 +215,7 @@ fn main(@builtin(local_invocation_index) lane: u32) {
         run.has_best = has_best;
         run.best_epoch = best_epoch;
         run.best_loss = best_loss;
+        run.restore = restore;
         if canary != config.canary_iterations || done != count {
             run.loop_faults += 1u;
         }

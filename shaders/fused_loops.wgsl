@@ -43,13 +43,28 @@ fn gradients_finite() -> bool {
     return finite;
 }
 
-fn apply_update(step: Step) {
+// Applies the optimizer step unless a parameter would become non-finite;
+// returns whether it was applied. The check runs the update once without
+// storing it, so a rejected step leaves everything as it was. Lane 0 keeps
+// the old parameters at PREVIOUS_OFFSET.
+fn apply_update(step: Step, lane: u32) -> bool {
+    var finite = true;
     for (var p = 0u; p < PARAMS; p++) {
         let updated = optimizer_update(OPTIMIZER, step, theta[p], grad[p], s0[p], s1[p]);
-        theta[p] = updated.p;
-        s0[p] = updated.s0;
-        s1[p] = updated.s1;
+        finite = finite && is_finite(updated.p);
     }
+    if finite {
+        for (var p = 0u; p < PARAMS; p++) {
+            let updated = optimizer_update(OPTIMIZER, step, theta[p], grad[p], s0[p], s1[p]);
+            if lane == 0u {
+                model[PREVIOUS_OFFSET + p] = theta[p];
+            }
+            theta[p] = updated.p;
+            s0[p] = updated.s0;
+            s1[p] = updated.s1;
+        }
+    }
+    return finite;
 }
 
 // Fills a[] and z[] for the row whose features start at data[offset].

@@ -36,12 +36,17 @@ struct RunState {
     snapshot: u32,
     // 1 when this step's update goes ahead.
     apply: u32,
-    // Non-zero when reduce_gradients saw a gradient that is not finite.
+    // NONFINITE_GRADIENT and NONFINITE_PARAMETER bits, set by
+    // reduce_gradients and update; control and commit clear them.
     nonfinite: atomic<u32>,
     patience: u32,
+    // 1 when the run diverged after an update: the host restores `previous`.
+    rejected: u32,
     pad0: u32,
-    pad1: u32,
 }
+
+const NONFINITE_GRADIENT: u32 = 1u;
+const NONFINITE_PARAMETER: u32 = 2u;
 
 fn is_finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;

@@ -8,6 +8,10 @@
 //   control:          one invocation per step: records logged sums, runs
 //                     the early-stopping monitor and decides whether the
 //                     step's update is applied (`run.apply`)
+//   commit:           one invocation after the update: rejects it when a
+//                     parameter became non-finite
+// After `run.rejected` is set, the host restores the parameters from before
+// the last update.
 //
 // The generated header defines WG, PARAMS, SUMS and OUTPUTS; general.wgsl
 // the immediates and the run state, common.wgsl the Step struct and flags.
@@ -39,7 +43,7 @@ fn reduce_gradients(
     }
     grads[p] = total;
     if !is_finite(total) {
-        atomicOr(&run.nonfinite, 1u);
+        atomicOr(&run.nonfinite, NONFINITE_GRADIENT);
     }
 }
 
@@ -100,9 +104,26 @@ fn control() {
             run.apply = 1u;
             run.updates += 1u;
         } else {
+            // Back to the parameters before the last update (the host copies
+            // them), the last ones with a finite loss.
             run.halt = HALT_DIVERGED;
             run.halt_epoch = step.epoch;
+            if run.updates > 0u {
+                run.updates -= 1u;
+                run.rejected = 1u;
+            }
         }
+    }
+    atomicStore(&run.nonfinite, 0u);
+}
+
+@compute @workgroup_size(1)
+fn commit() {
+    if run.apply != 0u && (atomicLoad(&run.nonfinite) & NONFINITE_PARAMETER) != 0u {
+        run.halt = HALT_DIVERGED;
+        run.halt_epoch = dispatch.step.epoch;
+        run.updates -= 1u;
+        run.rejected = 1u;
     }
     atomicStore(&run.nonfinite, 0u);
 }

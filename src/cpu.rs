@@ -256,6 +256,8 @@ pub struct CpuBackend<'a> {
     grads_f32: Vec<f32>,
     optimizer_state: Vec<Vec<f32>>,
     best: Option<(f64, u64, Vec<f32>)>,
+    /// Parameters before the last applied update.
+    previous: Option<Vec<f32>>,
     halt: Option<Halt>,
     updates: u64,
     pass: RowPass,
@@ -274,6 +276,7 @@ impl<'a> CpuBackend<'a> {
             grads: vec![0.0; p],
             grads_f32: vec![0.0; p],
             best: None,
+            previous: None,
             halt: None,
             updates: 0,
         }
@@ -341,14 +344,24 @@ impl<'a> CpuBackend<'a> {
         sums
     }
 
-    fn update(&mut self, factors: &StepFactors) {
+    /// Applies the optimizer step unless it would make a parameter
+    /// non-finite; returns whether it was applied.
+    fn update(&mut self, factors: &StepFactors) -> bool {
         for (g32, g) in self.grads_f32.iter_mut().zip(&self.grads) {
             *g32 = *g as f32;
         }
+        let mut params = self.params.clone();
+        let mut state = self.optimizer_state.clone();
         self.spec
             .optimizer
-            .update(factors, &mut self.params, &self.grads_f32, &mut self.optimizer_state);
+            .update(factors, &mut params, &self.grads_f32, &mut state);
+        if params.iter().any(|p| !p.is_finite()) {
+            return false;
+        }
+        self.previous = Some(std::mem::replace(&mut self.params, params));
+        self.optimizer_state = state;
         self.updates += 1;
+        true
     }
 
     /// Early-stopping monitor: returns true when training must stop.
@@ -408,14 +421,24 @@ impl Backend for CpuBackend<'_> {
             }
 
             if let Some(sums) = batch_sums {
-                // A non-finite batch loss halts the run before the update.
-                if !sums.loss.is_finite() || self.grads.iter().any(|g| !g.is_finite()) {
+                // A non-finite loss or gradient halts the run and goes back to
+                // the parameters before the last update, the last ones with a
+                // finite loss. An update that would make a parameter
+                // non-finite halts it too, without being applied.
+                let finite = sums.loss.is_finite() && self.grads.iter().all(|g| g.is_finite());
+                if !finite {
+                    if let Some(previous) = self.previous.take() {
+                        self.params = previous;
+                        self.updates -= 1;
+                    }
                     self.halt = Some(Halt::Diverged {
                         epoch: u64::from(step.epoch),
                     });
-                    continue;
+                } else if !self.update(&step.factors) {
+                    self.halt = Some(Halt::Diverged {
+                        epoch: u64::from(step.epoch),
+                    });
                 }
-                self.update(&step.factors);
             }
         }
 

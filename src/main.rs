@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            output.error(&format!("{error:#}"));
+            output.error(&error_chain(&error));
             ExitCode::FAILURE
         }
     }
@@ -54,4 +54,18 @@ fn init_logging(quiet: bool, verbose: u8) {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(format!("warn,shadertrain={level}")))
         .format_timestamp(None)
         .init();
+}
+
+/// The error and its causes, separated by ": ", leaving out a cause whose
+/// text the message before it already contains.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

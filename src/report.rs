@@ -55,11 +55,15 @@ pub fn write_atomically(
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let mut file = tempfile::Builder::new()
-        .prefix(".shadertrain-")
-        .suffix(".tmp")
-        .tempfile_in(directory)
-        .map_err(error)?;
+    // Mode 0666 before the umask, as for any new file; the rename keeps it.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".shadertrain-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut file = builder.tempfile_in(directory).map_err(error)?;
     {
         let mut writer = std::io::BufWriter::new(file.as_file_mut());
         write(&mut writer).map_err(error)?;

@@ -161,7 +161,10 @@ pub struct LogEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Halt {
-    /// The loss of the batch at `epoch` was not finite; that update was not applied.
+    /// At `epoch` the batch loss or a gradient was not finite, or the update
+    /// would have made a parameter non-finite. The run keeps the last
+    /// parameters with a finite loss: those before the previous update in
+    /// the first case, those before the rejected update in the second.
     Diverged { epoch: u64 },
     /// The validation loss last improved at `best_epoch`; stopped at `epoch`.
     EarlyStopped { epoch: u64, best_epoch: u64 },

@@ -85,7 +85,8 @@ struct RunState {
     apply: u32,
     nonfinite: u32,
     patience: u32,
-    pad: [u32; 2],
+    rejected: u32,
+    pad: u32,
 }
 
 /// Profiler labels by layer (the last one covers deeper layers).
@@ -602,6 +603,7 @@ struct BindGroups {
     reduce_sums: wgpu::BindGroup,
     control: wgpu::BindGroup,
     update: wgpu::BindGroup,
+    commit: wgpu::BindGroup,
 }
 
 fn grid(context: &GpuContext, workgroups: usize) -> (u32, u32) {
@@ -626,7 +628,10 @@ pub struct GeneralBackend<'c> {
     reduce_sums: Kernel,
     control: Kernel,
     update: Kernel,
+    commit: Kernel,
     params: wgpu::Buffer,
+    /// Parameters before the last update, restored when `commit` rejects it.
+    previous: wgpu::Buffer,
     best: wgpu::Buffer,
     run: wgpu::Buffer,
     logs: wgpu::Buffer,
@@ -704,6 +709,7 @@ impl<'c> GeneralBackend<'c> {
         let reduce_sums = Kernel::new(context, "reduce sums", reduce_source, "reduce_sums")?;
         let control = Kernel::new(context, "step control", reduce_source, "control")?;
         let update = Kernel::new(context, "optimizer update", update_source, "update")?;
+        let commit = Kernel::new(context, "commit update", reduce_source, "commit")?;
 
         // Parameters, optimizer state and run state.
         let packed = layout.pack(architecture, initial);
@@ -714,6 +720,11 @@ impl<'c> GeneralBackend<'c> {
         );
         let best = context.storage_buffer(
             "best parameters",
+            bytemuck::cast_slice(&packed),
+            wgpu::BufferUsages::empty(),
+        );
+        let previous = context.storage_buffer(
+            "parameters before the last update",
             bytemuck::cast_slice(&packed),
             wgpu::BufferUsages::empty(),
         );
@@ -790,7 +801,9 @@ impl<'c> GeneralBackend<'c> {
             reduce_sums,
             control,
             update,
+            commit,
             params,
+            previous,
             best,
             run: context.storage_buffer("run state", bytemuck::bytes_of(&run), wgpu::BufferUsages::empty()),
             logs: context.storage_buffer("log sums", &zeros(1024), wgpu::BufferUsages::empty()),
@@ -888,12 +901,14 @@ impl<'c> GeneralBackend<'c> {
         let reduce_gradients = self.reduce_gradients.bind(context, "reduce gradients", &resources);
         let reduce_sums = self.reduce_sums.bind(context, "reduce sums", &resources);
         let control = self.control.bind(context, "step control", &resources);
+        let commit = self.commit.bind(context, "commit update", &resources);
         let mut update_resources: HashMap<u32, &wgpu::Buffer> = HashMap::new();
         update_resources.insert(0, &self.params);
         update_resources.insert(1, &b.grads);
         update_resources.insert(2, &b.state);
         update_resources.insert(3, &self.best);
         update_resources.insert(4, &self.run);
+        update_resources.insert(5, &self.previous);
         let update = self.update.bind(context, "optimizer update", &update_resources);
 
         BindGroups {
@@ -905,6 +920,7 @@ impl<'c> GeneralBackend<'c> {
             reduce_sums,
             control,
             update,
+            commit,
         }
     }
 
@@ -1161,6 +1177,7 @@ impl Backend for GeneralBackend<'_> {
                         padded.div_ceil(lanes),
                         "optimizer update",
                     );
+                    recorder.dispatch(context, &self.commit, &groups.commit, &plain(0, 0, 0), 1, "commit");
                 }
             }
         }
@@ -1181,6 +1198,17 @@ impl Backend for GeneralBackend<'_> {
         let bytes = context.map_staging(&self.staging, read_size)?;
         let run: RunState = bytemuck::pod_read_unaligned(&bytes[..state_size as usize]);
         let logs: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[state_size as usize..]);
+        if run.rejected != 0 {
+            // The run diverged: go back to the parameters before the last
+            // update. The run is halted, so nothing later wrote them.
+            let mut encoder = context.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("restore parameters before the rejected update"),
+            });
+            encoder.copy_buffer_to_buffer(&self.previous, 0, &self.params, 0, (self.layout.padded * 4) as u64);
+            context.queue.write_buffer(&self.run, std::mem::offset_of!(RunState, rejected) as u64, &[0; 4]);
+            context.queue.submit([encoder.finish()]);
+            context.wait()?;
+        }
         if let Some(mut profiler) = profiler {
             profiler.log(context)?;
             self.profiler = Some(profiler);

@@ -40,6 +40,8 @@ struct RunState {
     best_epoch: u32,
     best_loss: f32,
     loop_faults: u32,
+    restore: u32,
+    pad: [u32; 3],
 }
 
 /// Per-chunk configuration (`Config` in fused.wgsl).
@@ -217,7 +219,8 @@ pub fn plan(
         + reduce(sums)
         + clear(sums)
         + inner(loop_cost(1, params.div_ceil(lanes64)));
-    let update = inner(2 * loop_cost(1, params));
+    // gradients_finite, then apply_update's check and store loops.
+    let update = inner(3 * loop_cost(1, params));
     let per_step = 1 + train_pass + val_pass + update;
     // Loading and storing the parameters, the step loop's exit test and the canary.
     let per_dispatch = inner(loop_cost(1, params) + loop_cost(1, params.div_ceil(lanes64)))
@@ -260,6 +263,7 @@ pub fn source(spec: &TrainSpec, plan: &FusedPlan) -> String {
         .u32("SUMS", shape.sums)
         .u32("STATE_SLOTS", shape.state_slots)
         .u32("BEST_OFFSET", (1 + shape.state_slots) * shape.params)
+        .u32("PREVIOUS_OFFSET", (2 + shape.state_slots) * shape.params)
         .u32("EXCHANGE", plan.exchange)
         .u32_array("LAYER_IN", &shape.layer_in)
         .u32_array("LAYER_OUT", &shape.layer_out)
@@ -392,9 +396,10 @@ impl<'c> FusedBackend<'c> {
             wgpu::BufferUsages::empty(),
         );
 
-        // Parameters, zeroed optimizer state and the best-parameter copy.
+        // Parameters, zeroed optimizer state, the best parameters and those
+        // before the last update.
         let mut model = initial.to_vec();
-        model.resize((2 + shape.state_slots) * shape.params, 0.0);
+        model.resize((3 + shape.state_slots) * shape.params, 0.0);
         let model_buffer = context.storage_buffer(
             &format!(
                 "model: parameters, optimizer state, best parameters ({} each)",
@@ -538,7 +543,7 @@ impl Backend for FusedBackend<'_> {
             .write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&self.config));
         // Restart the schedule index and the fault counter; keep the rest of the run state.
         context.queue.write_buffer(&self.run, 0, bytemuck::bytes_of(&0u32));
-        context.queue.write_buffer(&self.run, 28, bytemuck::bytes_of(&0u32));
+        context.queue.write_buffer(&self.run, std::mem::offset_of!(RunState, loop_faults) as u64, bytemuck::bytes_of(&0u32));
 
         let dispatches = chunk.steps.len().div_ceil(self.plan.steps_per_dispatch as usize).max(1);
         let mut encoder = context.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -570,6 +575,18 @@ impl Backend for FusedBackend<'_> {
         let bytes = context.map_staging(&self.staging, read_size)?;
         let run: RunState = bytemuck::pod_read_unaligned(&bytes[..state_size as usize]);
         let logs: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[state_size as usize..]);
+        if run.restore != 0 {
+            // The run diverged: go back to the parameters before the last update.
+            let bytes = (self.params * 4) as u64;
+            let offset = ((2 + self.state_slots) * self.params * 4) as u64;
+            let model = self.model.clone();
+            let previous = self.read(&model, offset, bytes)?;
+            context.queue.write_buffer(&self.model, 0, &previous);
+            context
+                .queue
+                .write_buffer(&self.run, std::mem::offset_of!(RunState, restore) as u64, &[0; 4]);
+            context.wait()?;
+        }
 
         if run.loop_faults != 0 || run.next_step as usize != chunk.steps.len() {
             return Err(TrainError::KernelIncomplete {

@@ -77,14 +77,25 @@ pub fn functions(architecture: &Architecture, shape: &Shape, lanes: u32, subgrou
     }
     let _ = writeln!(out, "    return finite;\n}}\n");
 
-    let _ = writeln!(out, "fn apply_update(step: Step) {{");
+    // The step is applied only when every updated parameter is finite; lane
+    // 0 keeps the old parameters at PREVIOUS_OFFSET.
+    let _ = writeln!(out, "fn apply_update(step: Step, lane: u32) -> bool {{\n    var finite = true;");
     for i in 0..p {
         let _ = writeln!(
             out,
-            "    {{\n        let u = optimizer_update(OPTIMIZER, step, theta[{i}], grad[{i}], s0[{i}], s1[{i}]);\n        theta[{i}] = u.p;\n        s0[{i}] = u.s0;\n        s1[{i}] = u.s1;\n    }}"
+            "    let u{i} = optimizer_update(OPTIMIZER, step, theta[{i}], grad[{i}], s0[{i}], s1[{i}]);\n    finite = finite && is_finite(u{i}.p);"
         );
     }
-    let _ = writeln!(out, "}}\n");
+    let previous = (2 + shape.state_slots) * p;
+    let _ = writeln!(out, "    if finite && lane == 0u {{");
+    for i in 0..p {
+        let _ = writeln!(out, "        model[{}u] = theta[{i}];", previous + i);
+    }
+    let _ = writeln!(out, "    }}\n    if finite {{");
+    for i in 0..p {
+        let _ = writeln!(out, "        theta[{i}] = u{i}.p;\n        s0[{i}] = u{i}.s0;\n        s1[{i}] = u{i}.s1;");
+    }
+    let _ = writeln!(out, "    }}\n    return finite;\n}}\n");
 
     // Metrics sums.
     let _ = writeln!(out, "fn clear_sums() {{");

@@ -13,7 +13,8 @@ struct Dispatch {
     // First partial-sum slot this dispatch writes.
     slot: u32,
     flags: u32,
-    pad0: u32,
+    // head: first gradient slot (`slot` is then the first loss-sum slot).
+    grad_slot: u32,
     pad1: u32,
     pad2: u32,
 }

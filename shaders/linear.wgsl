@@ -51,9 +51,17 @@
 @group(0) @binding(10) var<storage, read_write> grad_partials: array<vec4<f32>>;
 // weight_gradient: the same buffer as grad_in, read one value at a time.
 @group(0) @binding(11) var<storage, read> grad_in_values: array<f32>;
+// head: dZ of the previous layer.
+@group(0) @binding(12) var<storage, read_write> prev_grad: array<vec4<f32>>;
 
 var<workgroup> tile: array<vec4<f32>, TILE_SIZE>;
+var<workgroup> head_tile: array<vec4<f32>, HEAD_TILE>;
 var<workgroup> sums_tile: array<f32, WG * SUMS>;
+
+// Lane layouts of weight_gradient.
+const GRADIENT_INPUT_LANES: u32 = 0u;
+const GRADIENT_TILES: u32 = 1u;
+const GRADIENT_OUTPUT_LANES: u32 = 2u;
 
 fn workgroup_index(id: vec3<u32>, count: vec3<u32>) -> u32 {
     return id.y * count.x + id.x;
@@ -133,7 +141,7 @@ fn forward(
 
         var x: array<array<vec4<f32>, KT>, RPL>;
         for (var q = 0u; q < RPL; q++) {
-            for (var kt = 0u; kt < KT; kt++) {
+            for (var kt = 0u; kt < KT_USED; kt++) {
                 if k0 + kt < IN4 {
                     x[q][kt] = input[in_rows[q] * IN4 + k0 + kt];
                 }
@@ -146,7 +154,7 @@ fn forward(
                 mine = weight4(o0 + j, k0 + lane);
             }
             var partial: array<vec4<f32>, RPL>;
-            for (var kt = 0u; kt < KT; kt++) {
+            for (var kt = 0u; kt < KT_USED; kt++) {
                 var w: vec4<f32>;
                 if SHUFFLE {
                     w = spread(mine, kt);
@@ -320,11 +328,15 @@ fn backward_input(
 // Partial dW = dZ^T A and db over one split of GRAD_ROWS rows, written to
 // slot dispatch.slot + split.
 //
-// LANES_OVER_OUTPUTS (wide layers): workgroup (split, WG / SG tiles); each
-// subgroup accumulates a tile of SG outputs by SG input vectors.
-// Otherwise (narrow outputs): workgroup (split, input block); lane owns
-// input vector k4 = block * WG + local for every output, and lane k4 == IN4
-// accumulates the bias.
+// GRADIENT_MODE picks the lane layout:
+// - GRADIENT_TILES (many inputs and outputs): workgroup (split, WG / SG
+//   tiles); each subgroup accumulates a tile of SG outputs by SG input
+//   vectors.
+// - GRADIENT_OUTPUT_LANES (few inputs, many outputs): workgroup (split,
+//   output block); lane owns one output for all input vectors.
+// - GRADIENT_INPUT_LANES (few outputs): workgroup (split, input block); lane
+//   owns input vector k4 = block * WG + local for every output, and lane
+//   k4 == IN4 accumulates the bias.
 @compute @workgroup_size(WG)
 fn weight_gradient(
     @builtin(local_invocation_index) local: u32,
@@ -340,7 +352,50 @@ fn weight_gradient(
     let r_begin = min(split * GRAD_ROWS, dispatch.rows);
     let r_end = min(r_begin + GRAD_ROWS, dispatch.rows);
 
-    if LANES_OVER_OUTPUTS {
+    if GRADIENT_MODE == GRADIENT_OUTPUT_LANES {
+        // Lane `local` owns output o for every input vector (IN4 <= SG); the
+        // rows of A are shared across the subgroup.
+        let o = within * WG + local;
+        var acc: array<vec4<f32>, KT_USED>;
+        var bias = 0.0;
+        for (var r = r_begin; r < r_end; r++) {
+            var mine = vec4<f32>(0.0);
+            if SHUFFLE && lane < IN4 {
+                mine = input[input_row(r) * IN4 + lane];
+            }
+            let dz = grad_in_values[r * OUT4 * 4u + min(o, OUT - 1u)];
+            bias += dz;
+            for (var k4 = 0u; k4 < KT_USED; k4++) {
+                var a: vec4<f32>;
+                if SHUFFLE {
+                    a = spread(mine, k4);
+                } else {
+                    a = input[input_row(r) * IN4 + k4];
+                }
+                acc[k4] += dz * a;
+            }
+        }
+        // Four consecutive outputs share a bias vector (B and the block start
+        // are multiples of 4), so their lanes pass the sums to the first one.
+        sums_tile[local] = bias;
+        workgroupBarrier();
+        if split < splits && o < OUT {
+            for (var k4 = 0u; k4 < KT_USED; k4++) {
+                if k4 < IN4 {
+                    grad_partials[slot * PARAMS4 + W4 + o * IN4 + k4] = acc[k4];
+                }
+            }
+            if o % 4u == 0u {
+                var v = vec4<f32>(0.0);
+                for (var c = 0u; c < 4u; c++) {
+                    if o + c < OUT {
+                        v[c] = sums_tile[local + c];
+                    }
+                }
+                grad_partials[slot * PARAMS4 + (B + o) / 4u] = v;
+            }
+        }
+    } else if GRADIENT_MODE == GRADIENT_TILES {
         // Each subgroup owns a tile of SG outputs by SG input vectors, lane
         // `lane` its vector k4; the subgroups of the first input tile also add
         // up the bias. dZ values of the tile's outputs are shared across the
@@ -398,6 +453,7 @@ fn weight_gradient(
             }
         }
     } else {
+        // GRADIENT_INPUT_LANES
         let k4 = within * WG + local;
         var acc: array<vec4<f32>, OUT>;
         // Rows go in groups of SG: with SHUFFLE, lane s loads dZ of row r0 + s
@@ -449,5 +505,127 @@ fn weight_gradient(
                 }
             }
         }
+    }
+}
+
+// The output layer's whole training step for a split of GRAD_ROWS rows,
+// when it has few outputs (OUT * IN4 <= HEAD_MAX): forward, loss terms,
+// dZ_prev = (dZ W) * f_prev'(Z_prev) for the previous layer, and the
+// partial dW, db. It replaces forward, backward_input and weight_gradient
+// of this layer in training passes, and reads each input row once instead
+// of three times. Every lane keeps all of W; lane `local` takes rows
+// r_begin + local, r_begin + local + WG, ...; the workgroup then sums its
+// lanes' partials and writes loss sums to slot dispatch.slot + g and the
+// gradient to slot dispatch.grad_slot + g.
+@compute @workgroup_size(WG)
+fn head(
+    @builtin(local_invocation_index) local: u32,
+    @builtin(workgroup_id) id: vec3<u32>,
+    @builtin(num_workgroups) count: vec3<u32>,
+) {
+    let g = workgroup_index(id, count);
+    let splits = (dispatch.rows + GRAD_ROWS - 1u) / GRAD_ROWS;
+    let r_begin = min(g * GRAD_ROWS, dispatch.rows);
+    let r_end = min(r_begin + GRAD_ROWS, dispatch.rows);
+
+    var w: array<array<vec4<f32>, IN4>, OUT>;
+    for (var o = 0u; o < OUT; o++) {
+        for (var k4 = 0u; k4 < IN4; k4++) {
+            w[o][k4] = params[W4 + o * IN4 + k4];
+        }
+    }
+    let bias = params[B / 4u];
+
+    var acc: array<array<vec4<f32>, IN4>, OUT>;
+    var bias_acc = vec4<f32>(0.0);
+    var sums: array<f32, SUMS>;
+    for (var r = r_begin + local; r < r_end; r += WG) {
+        var h: array<vec4<f32>, IN4>;
+        for (var k4 = 0u; k4 < IN4; k4++) {
+            h[k4] = input[r * IN4 + k4];
+        }
+
+        // Forward and loss; the output layer's activation is the identity.
+        var dz = vec4<f32>(0.0);
+        for (var o = 0u; o < OUT; o++) {
+            var partial = vec4<f32>(0.0);
+            for (var k4 = 0u; k4 < IN4; k4++) {
+                partial += w[o][k4] * h[k4];
+            }
+            let y = ((partial.x + partial.y) + (partial.z + partial.w)) + bias[o];
+            let d = y - targets[data_row(r) * OUT + o];
+            sums[0] += loss_value(LOSS, LOSS_DELTA, d);
+            sums[1u + o] += d * d;
+            sums[1u + OUT + o] += abs(d);
+            dz[o] = loss_gradient(LOSS, LOSS_DELTA, d, dispatch.step.loss_scale);
+        }
+        bias_acc += dz;
+
+        // dZ of the previous layer, and this layer's weight gradient.
+        for (var k4 = 0u; k4 < IN4; k4++) {
+            var da = vec4<f32>(0.0);
+            for (var o = 0u; o < OUT; o++) {
+                da += dz[o] * w[o][k4];
+                acc[o][k4] += dz[o] * h[k4];
+            }
+            let y = h[k4];
+            var x = y;
+            if PREV_PRE {
+                x = prev_pre[r * IN4 + k4];
+            }
+            var dz_prev = vec4<f32>(0.0);
+            for (var c = 0u; c < 4u; c++) {
+                if k4 * 4u + c < IN {
+                    dz_prev[c] = activation_backward(PREV_ACT, PREV_SLOPE, x[c], y[c], da[c]);
+                }
+            }
+            prev_grad[r * IN4 + k4] = dz_prev;
+        }
+    }
+
+    // Workgroup sums, HEAD_CHUNK vectors at a time: lanes write theirs, then
+    // lane j adds up entry j of every lane. Entries are the gradient
+    // (OUT * IN4 vectors), the bias and the loss sums.
+    let entries = OUT * IN4 + 1u + (SUMS + 3u) / 4u;
+    for (var start = 0u; start < entries; start += HEAD_CHUNK) {
+        for (var j = 0u; j < HEAD_CHUNK; j++) {
+            let e = start + j;
+            var v = vec4<f32>(0.0);
+            if e < OUT * IN4 {
+                v = acc[e / IN4][e % IN4];
+            } else if e == OUT * IN4 {
+                v = bias_acc;
+            } else if e < entries {
+                let k = (e - OUT * IN4 - 1u) * 4u;
+                for (var c = 0u; c < 4u; c++) {
+                    if k + c < SUMS {
+                        v[c] = sums[k + c];
+                    }
+                }
+            }
+            head_tile[local * HEAD_CHUNK + j] = v;
+        }
+        workgroupBarrier();
+        if local < HEAD_CHUNK && start + local < entries && g < splits {
+            var total = vec4<f32>(0.0);
+            for (var lane_index = 0u; lane_index < WG; lane_index++) {
+                total += head_tile[lane_index * HEAD_CHUNK + local];
+            }
+            let e = start + local;
+            let grad_slot = dispatch.grad_slot + g;
+            if e < OUT * IN4 {
+                grad_partials[grad_slot * PARAMS4 + W4 + e] = total;
+            } else if e == OUT * IN4 {
+                grad_partials[grad_slot * PARAMS4 + B / 4u] = total;
+            } else {
+                let k = (e - OUT * IN4 - 1u) * 4u;
+                for (var c = 0u; c < 4u; c++) {
+                    if k + c < SUMS {
+                        sum_partials[(dispatch.slot + g) * SUMS + k + c] = total[c];
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
     }
 }

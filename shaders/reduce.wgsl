@@ -50,8 +50,15 @@ fn reduce_gradients(
 // One workgroup per sum k: lanes stride over the slots, then a tree
 // reduction in workgroup memory. Every lane reaches every barrier.
 @compute @workgroup_size(WG)
-fn reduce_sums(@builtin(local_invocation_index) local: u32, @builtin(workgroup_id) id: vec3<u32>) {
-    let k = id.x;
+fn reduce_sums(
+    @builtin(local_invocation_index) local: u32,
+    @builtin(workgroup_id) id: vec3<u32>,
+    @builtin(num_workgroups) count: vec3<u32>,
+) {
+    let k = id.y * count.x + id.x;
+    if k >= SUMS {
+        return;
+    }
     var total = 0.0;
     for (var s = local; s < dispatch.slot; s += WG) {
         total += sum_partials[s * SUMS + k];

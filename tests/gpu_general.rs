@@ -101,6 +101,7 @@ fn deep_model_in_pieces_with_validation() {
         let options = GeneralOptions {
             shuffle: Some(shuffle),
             block_rows: Some(128),
+            max_grid_x: None,
         };
         let (actual, expected) = run_both(&spec, &train, Some(&validation), general(&spec, options));
         assert_runs_match(&format!("deep model, shuffle {shuffle}"), &spec, &actual, &expected);
@@ -168,4 +169,18 @@ fn early_stop_keeps_best_parameters() {
         expected.halt
     );
     assert_runs_match("early stop", &spec, &actual, &expected);
+}
+
+/// Dispatches that need more workgroups than one grid dimension holds use
+/// 2D grids; a tiny limit per dimension makes every dispatch take that path.
+#[test]
+fn two_dimensional_grids() {
+    let table = load_table("data/diabetes.csv", &["bmi", "bp", "s5"], &["target", "s6"]);
+    let spec = spec(&[3, 24, 2], &[Activation::Tanh], Loss::Mse, adam(0.05), 40);
+    let options = GeneralOptions {
+        max_grid_x: Some(2),
+        ..GeneralOptions::default()
+    };
+    let (actual, expected) = run_both(&spec, &table, None, general(&spec, options));
+    assert_runs_match("grid rows of 2 workgroups", &spec, &actual, &expected);
 }

@@ -27,8 +27,13 @@ const PATHS: [Path; 3] = [Path::Cpu, Path::Fused, Path::General];
 
 fn spec(sizes: &[usize], activation: Activation, optimizer: Optimizer, epochs: u64) -> TrainSpec {
     TrainSpec {
-        architecture: Architecture::new(sizes[0], &sizes[1..sizes.len() - 1], *sizes.last().unwrap(), &[activation])
-            .unwrap(),
+        architecture: Architecture::new(
+            sizes[0],
+            &sizes[1..sizes.len() - 1],
+            *sizes.last().unwrap(),
+            &[activation],
+        )
+        .unwrap(),
         loss: Loss::Mse,
         optimizer,
         epochs,
@@ -80,7 +85,10 @@ fn overflowing_update_is_rejected() {
         let outcome = train_on(path, &spec, &table, &initial);
         assert_eq!(outcome.halt, Some(Halt::Diverged { epoch: 0 }), "{path:?}: halt");
         assert_eq!(outcome.epochs_done, 0, "{path:?}: epochs done");
-        assert_eq!(outcome.parameters, initial, "{path:?}: parameters must stay the initial ones");
+        assert_eq!(
+            outcome.parameters, initial,
+            "{path:?}: parameters must stay the initial ones"
+        );
         assert_eq!(outcome.logs.len(), 1, "{path:?}: only epoch 0 is logged");
     }
 }
@@ -100,10 +108,20 @@ fn divergence_stops_at_first_non_finite_loss() {
             panic!("{path:?}: expected divergence, got {:?}", outcome.halt);
         };
         assert!(epoch > 0, "{path:?}: diverged at once");
-        assert!(outcome.parameters.iter().all(|p| p.is_finite()), "{path:?}: parameters must be finite");
+        assert!(
+            outcome.parameters.iter().all(|p| p.is_finite()),
+            "{path:?}: parameters must be finite"
+        );
         let last = outcome.logs.last().unwrap();
-        assert_eq!(last.epoch, epoch, "{path:?}: the last logged epoch is the one that diverged");
-        assert!(!last.train.loss.is_finite(), "{path:?}: loss at the halt epoch {}", last.train.loss);
+        assert_eq!(
+            last.epoch, epoch,
+            "{path:?}: the last logged epoch is the one that diverged"
+        );
+        assert!(
+            !last.train.loss.is_finite(),
+            "{path:?}: loss at the halt epoch {}",
+            last.train.loss
+        );
         assert!(
             outcome.final_train.loss.is_finite(),
             "{path:?}: the kept parameters must have a finite loss, got {}",
@@ -112,7 +130,10 @@ fn divergence_stops_at_first_non_finite_loss() {
         assert_eq!(outcome.epochs_done, epoch - 1, "{path:?}: the last update is undone");
         epochs.push(epoch);
     }
-    assert!(epochs.iter().all(|e| *e == epochs[0]), "halt epochs differ between backends: {epochs:?}");
+    assert!(
+        epochs.iter().all(|e| *e == epochs[0]),
+        "halt epochs differ between backends: {epochs:?}"
+    );
 }
 
 /// Pre-activations of about +-1e3 and beyond saturate sigmoid and tanh:
@@ -123,15 +144,28 @@ fn saturating_activations_stay_finite() {
     for value in &mut table.features {
         *value *= 20.0;
     }
-    for activation in [Activation::Sigmoid, Activation::Tanh, Activation::Gelu, Activation::GeluTanh] {
-        let mut spec = spec(&[2, 5, 1], activation, Optimizer::with_defaults(OptimizerKind::Adam, 0.1), 50);
+    for activation in [
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Gelu,
+        Activation::GeluTanh,
+    ] {
+        let mut spec = spec(
+            &[2, 5, 1],
+            activation,
+            Optimizer::with_defaults(OptimizerKind::Adam, 0.1),
+            50,
+        );
         spec.log_every = 10;
         let initial = init::torch_linear_init(&spec.architecture, 4603).to_flat();
         let cpu = train_on(Path::Cpu, &spec, &table, &initial);
         assert!(cpu.halt.is_none(), "{activation}: CPU run halted: {:?}", cpu.halt);
         for path in [Path::Fused, Path::General] {
             let gpu_run = train_on(path, &spec, &table, &initial);
-            assert!(gpu_run.parameters.iter().all(|p| p.is_finite()), "{activation} {path:?}: non-finite");
+            assert!(
+                gpu_run.parameters.iter().all(|p| p.is_finite()),
+                "{activation} {path:?}: non-finite"
+            );
             assert_runs_match(&format!("{activation} on {path:?}"), &spec, &gpu_run, &cpu);
         }
     }
@@ -145,12 +179,20 @@ fn zero_gradient_leaves_weights_unchanged() {
     for row in table.features.chunks_mut(3) {
         row[2] = 0.0;
     }
-    let spec = spec(&[3, 4, 1], Activation::Tanh, Optimizer::with_defaults(OptimizerKind::Adam, 0.5), 100);
+    let spec = spec(
+        &[3, 4, 1],
+        Activation::Tanh,
+        Optimizer::with_defaults(OptimizerKind::Adam, 0.5),
+        100,
+    );
     let initial = init::torch_linear_init(&spec.architecture, 4603).to_flat();
     for path in PATHS {
         let outcome = train_on(path, &spec, &table, &initial);
         assert!(outcome.halt.is_none(), "{path:?}: {:?}", outcome.halt);
-        assert!(outcome.parameters.iter().all(|p| p.is_finite()), "{path:?}: non-finite parameters");
+        assert!(
+            outcome.parameters.iter().all(|p| p.is_finite()),
+            "{path:?}: non-finite parameters"
+        );
         for o in 0..4 {
             let index = o * 3 + 2;
             assert_eq!(
@@ -158,7 +200,10 @@ fn zero_gradient_leaves_weights_unchanged() {
                 "{path:?}: weight [{o}][2] of the zero feature changed"
             );
         }
-        assert_ne!(outcome.parameters[0], initial[0], "{path:?}: the other weights must train");
+        assert_ne!(
+            outcome.parameters[0], initial[0],
+            "{path:?}: the other weights must train"
+        );
     }
 }
 
@@ -171,7 +216,12 @@ fn large_targets_agree_relatively() {
         for value in &mut table.targets {
             *value *= scale;
         }
-        let mut spec = spec(&[2, 5, 1], Activation::Relu, Optimizer::with_defaults(OptimizerKind::Adam, 0.1), 100);
+        let mut spec = spec(
+            &[2, 5, 1],
+            Activation::Relu,
+            Optimizer::with_defaults(OptimizerKind::Adam, 0.1),
+            100,
+        );
         spec.log_every = 10;
         for path in [Path::Fused, Path::General] {
             let (actual, expected) = run_both(&spec, &table, None, |data, initial| {

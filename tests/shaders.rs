@@ -115,6 +115,7 @@ fn general_modules_validate() {
                 block_rows: 1024,
                 train_blocks: 1,
                 grad_rows: 1024,
+                max_grid_x: 65535,
             };
             let sources = Sources::new(&spec, &plan);
             let model = spec.architecture.describe();

@@ -48,9 +48,28 @@ const TILE_ROWS: usize = 16;
 /// their own slot, and `reduce_gradients` adds the slots up.
 const GRAD_ROWS: usize = 1024;
 
-/// Layers with at least this many outputs compute the weight gradient with
-/// one lane per output; narrower ones with one lane per input vector.
-const LANES_OVER_OUTPUTS_FROM: usize = 16;
+/// Layers with at least this many outputs share dZ across lanes in the
+/// weight gradient; narrower ones give each lane one input vector and all
+/// outputs.
+const WIDE_OUTPUTS_FROM: usize = 16;
+
+/// Lane layouts of `weight_gradient` (`GRADIENT_MODE` in linear.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GradientMode {
+    /// One lane per input vector, all outputs per lane (few outputs).
+    InputLanes = 0,
+    /// Subgroup tiles of outputs by input vectors (many of both).
+    Tiles = 1,
+    /// One lane per output, all input vectors per lane (few inputs).
+    OutputLanes = 2,
+}
+
+/// Largest `OUT * IN4` for which the output layer trains with the `head`
+/// kernel, whose lanes each keep all of W and its gradient.
+const HEAD_MAX: usize = 64;
+
+/// Vectors per lane and round of the `head` kernel's workgroup sums.
+const HEAD_CHUNK: usize = 16;
 
 /// Most outputs the output layer may have (it keeps all of a row's outputs in one tile).
 const MAX_OUTPUTS: usize = 64;
@@ -65,7 +84,8 @@ struct Dispatch {
     rows: u32,
     slot: u32,
     flags: u32,
-    pad: [u32; 3],
+    grad_slot: u32,
+    pad: [u32; 2],
 }
 
 const GATHER_ROWS: u32 = 1;
@@ -190,16 +210,25 @@ struct Geometry {
     to: usize,
     /// Vectors per input tile.
     kt: usize,
-    lanes_over_outputs: bool,
+    gradient_mode: GradientMode,
+    /// The output layer trains with the fused `head` kernel.
+    head: bool,
 }
 
 impl Geometry {
-    fn new(layout: LayerLayout, output_layer: bool, kt: usize) -> Self {
+    fn new(layout: LayerLayout, output_layer: bool, first_layer: bool, kt: usize) -> Self {
         Self {
+            head: output_layer && !first_layer && layout.outputs <= 4 && layout.outputs * layout.in4 <= HEAD_MAX,
             layout,
             to: if output_layer { layout.outputs } else { TILE_OUTPUTS },
             kt,
-            lanes_over_outputs: layout.outputs >= LANES_OVER_OUTPUTS_FROM,
+            gradient_mode: if layout.outputs < WIDE_OUTPUTS_FROM {
+                GradientMode::InputLanes
+            } else if layout.in4 < kt {
+                GradientMode::OutputLanes
+            } else {
+                GradientMode::Tiles
+            },
         }
     }
 
@@ -213,12 +242,14 @@ impl Geometry {
 
     /// Workgroups of `weight_gradient` per row split.
     fn gradient_groups_per_split(&self) -> usize {
-        if self.lanes_over_outputs {
-            // Tiles of kt outputs by kt input vectors, one per subgroup of kt lanes.
-            let tiles = self.layout.outputs.div_ceil(self.kt) * self.layout.in4.div_ceil(self.kt);
-            tiles.div_ceil(LANES as usize / self.kt)
-        } else {
-            (self.layout.in4 + 1).div_ceil(LANES as usize)
+        match self.gradient_mode {
+            GradientMode::Tiles => {
+                // Tiles of kt outputs by kt input vectors, one per subgroup of kt lanes.
+                let tiles = self.layout.outputs.div_ceil(self.kt) * self.layout.in4.div_ceil(self.kt);
+                tiles.div_ceil(LANES as usize / self.kt)
+            }
+            GradientMode::OutputLanes => self.layout.outputs.div_ceil(LANES as usize),
+            GradientMode::InputLanes => (self.layout.in4 + 1).div_ceil(LANES as usize),
         }
     }
 
@@ -233,12 +264,25 @@ impl Geometry {
         let forward = 2 * (rpl + 1) + self.k_tiles() as u64 * forward_tile + rpl * (to + 2) * 5 + 64;
         let backward_step = 5 + (4 * kt).div_ceil(lanes) + rpl + 1 + 4 * (kt * (rpl + 1) + 1) + 1;
         let backward = rpl + 1 + out4 * backward_step + rpl * (kt + 1) * 5;
-        let gradient_row = if self.lanes_over_outputs { kt + 2 } else { out4 * 6 + 2 };
+        let gradient_row = match self.gradient_mode {
+            GradientMode::Tiles | GradientMode::OutputLanes => kt + 2,
+            GradientMode::InputLanes => out4 * 6 + 2,
+        };
         let gradient = GRAD_ROWS as u64 * gradient_row
             + (GRAD_ROWS as u64).div_ceil(TILE_ROWS as u64) * ((TILE_ROWS as u64 * kt).div_ceil(lanes) + 2)
             + in4.max(out4) * 5
             + 16;
-        forward.max(backward).max(gradient)
+        let head = if self.head {
+            let rows = (GRAD_ROWS as u64).div_ceil(lanes);
+            let out = self.layout.outputs as u64;
+            let entries = out * in4 + 1 + 16;
+            rows * (in4 + 1 + out * (in4 + 2) + in4 * (out + 6) + 1)
+                + entries.div_ceil(HEAD_CHUNK as u64) * (HEAD_CHUNK as u64 * 6 + lanes + 4)
+                + out * (in4 + 1)
+        } else {
+            0
+        };
+        forward.max(backward).max(gradient).max(head)
     }
 }
 
@@ -256,6 +300,8 @@ pub struct GeneralPlan {
     /// Blocks of training rows.
     pub train_blocks: usize,
     pub grad_rows: usize,
+    /// Most workgroups per grid dimension.
+    pub max_grid_x: u32,
 }
 
 impl fmt::Display for GeneralPlan {
@@ -309,6 +355,9 @@ pub struct GeneralOptions {
     pub shuffle: Option<bool>,
     /// Most rows per piece, below what the binding limit allows.
     pub block_rows: Option<usize>,
+    /// Most workgroups per grid dimension, below the adapter's limit, to
+    /// exercise the 2D grids that dispatches past 65,535 workgroups need.
+    pub max_grid_x: Option<u32>,
 }
 
 /// Checks that the general path can run the problem and sizes its pieces.
@@ -341,7 +390,7 @@ pub fn plan(
     let layout = Layout::new(&spec.architecture);
     let layers = spec.architecture.layer_count();
     for (l, layer) in layout.layers.iter().enumerate() {
-        let geometry = Geometry::new(*layer, l + 1 == layers, subgroup_size as usize);
+        let geometry = Geometry::new(*layer, l + 1 == layers, l == 0, subgroup_size as usize);
         let iterations = geometry.loop_iterations();
         if iterations > LOOP_BUDGET {
             return Err(TrainError::Invalid(format!(
@@ -388,6 +437,10 @@ pub fn plan(
         block_rows,
         train_blocks,
         grad_rows: GRAD_ROWS,
+        max_grid_x: options
+            .max_grid_x
+            .unwrap_or(u32::MAX)
+            .min(context.limits.max_compute_workgroups_per_dimension),
     })
 }
 
@@ -424,7 +477,7 @@ impl Sources {
         let mut geometries = Vec::with_capacity(layers);
         for (l, layer) in layout.layers.iter().enumerate() {
             let output_layer = l + 1 == layers;
-            let geometry = Geometry::new(*layer, output_layer, kt);
+            let geometry = Geometry::new(*layer, output_layer, l == 0, kt);
             let activation = architecture.activation(l);
             let previous = if l > 0 {
                 architecture.activation(l - 1)
@@ -465,7 +518,10 @@ impl Sources {
             .u32("LOSS", loss as usize)
             .f32("LOSS_DELTA", delta)
             .u32("GRAD_ROWS", plan.grad_rows)
-            .bool("LANES_OVER_OUTPUTS", geometry.lanes_over_outputs)
+            .u32("KT_USED", kt.min(layer.in4))
+            .u32("GRADIENT_MODE", geometry.gradient_mode as usize)
+            .u32("HEAD_CHUNK", HEAD_CHUNK)
+            .u32("HEAD_TILE", if geometry.head { lanes * HEAD_CHUNK } else { 1 })
             .u32("GRADIENT_GROUPS_PER_SPLIT", geometry.gradient_groups_per_split())
             .raw(spread);
             sources.push(header.assemble(&[shaders::GENERAL, shaders::LINEAR]));
@@ -604,10 +660,14 @@ struct BindGroups {
     control: wgpu::BindGroup,
     update: wgpu::BindGroup,
     commit: wgpu::BindGroup,
+    /// [block] the output layer's head over training blocks (empty without a head).
+    head: Vec<wgpu::BindGroup>,
 }
 
-fn grid(context: &GpuContext, workgroups: usize) -> (u32, u32) {
-    let max = context.limits.max_compute_workgroups_per_dimension.max(1) as usize;
+/// A 2D grid of at least `workgroups` workgroups with at most `max_x` per
+/// row; the kernels flatten it and skip the indices past the end.
+fn grid(max_x: u32, workgroups: usize) -> (u32, u32) {
+    let max = max_x.max(1) as usize;
     let x = workgroups.clamp(1, max);
     (x as u32, workgroups.div_ceil(x).max(1) as u32)
 }
@@ -629,6 +689,8 @@ pub struct GeneralBackend<'c> {
     control: Kernel,
     update: Kernel,
     commit: Kernel,
+    /// The output layer's fused training step (`head` in linear.wgsl), when it is narrow enough.
+    head: Option<Kernel>,
     params: wgpu::Buffer,
     /// Parameters before the last update, restored when `commit` rejects it.
     previous: wgpu::Buffer,
@@ -710,6 +772,15 @@ impl<'c> GeneralBackend<'c> {
         let control = Kernel::new(context, "step control", reduce_source, "control")?;
         let update = Kernel::new(context, "optimizer update", update_source, "update")?;
         let commit = Kernel::new(context, "commit update", reduce_source, "commit")?;
+        let head = match sources.geometry.last() {
+            Some(geometry) if geometry.head => Some(Kernel::new(
+                context,
+                "output layer head",
+                sources.layers.last().expect("a layer"),
+                "head",
+            )?),
+            _ => None,
+        };
 
         // Parameters, optimizer state and run state.
         let packed = layout.pack(architecture, initial);
@@ -802,6 +873,7 @@ impl<'c> GeneralBackend<'c> {
             control,
             update,
             commit,
+            head,
             params,
             previous,
             best,
@@ -910,6 +982,27 @@ impl<'c> GeneralBackend<'c> {
         update_resources.insert(4, &self.run);
         update_resources.insert(5, &self.previous);
         let update = self.update.bind(context, "optimizer update", &update_resources);
+        let head = match &self.head {
+            Some(kernel) => {
+                let last = layers - 1;
+                self.train
+                    .iter()
+                    .map(|block| {
+                        let mut resources: HashMap<u32, &wgpu::Buffer> = HashMap::new();
+                        resources.insert(0, &self.params);
+                        resources.insert(1, &b.outputs[last - 1]);
+                        resources.insert(4, &block.targets);
+                        resources.insert(6, &b.sum_partials);
+                        resources.insert(7, &self.order);
+                        resources.insert(9, &b.pre[last - 1]);
+                        resources.insert(10, &b.grad_partials);
+                        resources.insert(12, &b.grads_out[last - 1]);
+                        kernel.bind(context, "output layer head", &resources)
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
 
         BindGroups {
             train_forward,
@@ -921,6 +1014,7 @@ impl<'c> GeneralBackend<'c> {
             control,
             update,
             commit,
+            head,
         }
     }
 
@@ -948,12 +1042,12 @@ impl<'c> GeneralBackend<'c> {
 struct Recorder<'p, 'q> {
     pass: wgpu::ComputePass<'p>,
     profiler: &'q mut Option<KernelProfiler>,
+    max_grid_x: u32,
 }
 
 impl Recorder<'_, '_> {
     fn dispatch(
         &mut self,
-        context: &GpuContext,
         kernel: &Kernel,
         group: &wgpu::BindGroup,
         immediates: &Dispatch,
@@ -963,7 +1057,7 @@ impl Recorder<'_, '_> {
         self.pass.set_pipeline(&kernel.pipeline);
         self.pass.set_bind_group(0, group, &[]);
         self.pass.set_immediates(0, bytemuck::bytes_of(immediates));
-        let (x, y) = grid(context, workgroups);
+        let (x, y) = grid(self.max_grid_x, workgroups);
         self.pass.dispatch_workgroups(x, y, 1);
         if let Some(profiler) = self.profiler.as_mut() {
             profiler.mark(&mut self.pass, label);
@@ -974,16 +1068,18 @@ impl Recorder<'_, '_> {
 impl GeneralBackend<'_> {
     /// Records `forward` of every layer for one piece; returns the loss
     /// partial slots it wrote.
+    /// Records `forward` of the first `layers` layers for one piece; returns
+    /// the loss partial slots it wrote (none unless it includes the output layer).
     fn record_forward(
         &self,
         recorder: &mut Recorder<'_, '_>,
         groups: &[wgpu::BindGroup],
         immediates: &Dispatch,
+        layers: usize,
     ) -> usize {
         let row_groups = (immediates.rows as usize).div_ceil(self.plan.lanes as usize * ROWS_PER_LANE);
-        for (l, kernels) in self.kernels.iter().enumerate() {
+        for (l, kernels) in self.kernels.iter().enumerate().take(layers) {
             recorder.dispatch(
-                self.context,
                 &kernels.forward,
                 &groups[l],
                 immediates,
@@ -991,25 +1087,44 @@ impl GeneralBackend<'_> {
                 FORWARD_LABELS[l.min(FORWARD_LABELS.len() - 1)],
             );
         }
-        row_groups
+        if layers == self.kernels.len() { row_groups } else { 0 }
     }
 
-    /// Records `weight_gradient` and `backward_input` from the last layer
-    /// down for one piece; returns the gradient slots it wrote.
-    fn record_backward(
+    /// Records the output layer's `head` for one piece, when it has one;
+    /// returns the loss partial slots it wrote.
+    fn record_head(
         &self,
         recorder: &mut Recorder<'_, '_>,
         groups: &BindGroups,
         block: usize,
         immediates: &Dispatch,
     ) -> usize {
+        let (Some(kernel), Some(group)) = (&self.head, groups.head.get(block)) else {
+            return 0;
+        };
+        let splits = (immediates.rows as usize).div_ceil(self.plan.grad_rows);
+        recorder.dispatch(kernel, group, immediates, splits, "head (output layer)");
+        splits
+    }
+
+    /// Records `weight_gradient` and `backward_input` from the last layer
+    /// down for one piece (from the one before it when `head` did the
+    /// output layer); returns the gradient slots it wrote.
+    fn record_backward(
+        &self,
+        recorder: &mut Recorder<'_, '_>,
+        groups: &BindGroups,
+        block: usize,
+        immediates: &Dispatch,
+        head: bool,
+    ) -> usize {
         let rows = immediates.rows as usize;
         let splits = rows.div_ceil(self.plan.grad_rows);
         let row_groups = rows.div_ceil(self.plan.lanes as usize * ROWS_PER_LANE);
-        for l in (0..self.kernels.len()).rev() {
+        let top = if head { self.kernels.len() - 1 } else { self.kernels.len() };
+        for l in (0..top).rev() {
             let kernels = &self.kernels[l];
             recorder.dispatch(
-                self.context,
                 &kernels.weight_gradient,
                 &groups.weight_gradient[block][l],
                 immediates,
@@ -1018,7 +1133,6 @@ impl GeneralBackend<'_> {
             );
             if let (Some(kernel), Some(group)) = (&kernels.backward_input, &groups.backward_input[l]) {
                 recorder.dispatch(
-                    self.context,
                     kernel,
                     group,
                     immediates,
@@ -1078,6 +1192,7 @@ impl Backend for GeneralBackend<'_> {
                     timestamp_writes: None,
                 }),
                 profiler: &mut profiler,
+                max_grid_x: self.plan.max_grid_x,
             };
             if let Some(profiler) = recorder.profiler.as_mut() {
                 profiler.start(&mut recorder.pass);
@@ -1110,16 +1225,20 @@ impl Backend for GeneralBackend<'_> {
                             rows: piece_rows as u32,
                             slot: sum_slot as u32,
                             flags,
-                            pad: [0; 3],
+                            grad_slot: grad_slot as u32,
+                            pad: [0; 2],
                         };
-                        sum_slot += self.record_forward(&mut recorder, &groups.train_forward[block], &immediates);
+                        let head = update && self.head.is_some();
+                        let forward_layers = if head { self.kernels.len() - 1 } else { self.kernels.len() };
+                        sum_slot +=
+                            self.record_forward(&mut recorder, &groups.train_forward[block], &immediates, forward_layers);
                         if update {
+                            sum_slot += self.record_head(&mut recorder, groups, block, &immediates);
                             immediates.slot = grad_slot as u32;
-                            grad_slot += self.record_backward(&mut recorder, groups, block, &immediates);
+                            grad_slot += self.record_backward(&mut recorder, groups, block, &immediates, head);
                         }
                     }
                     recorder.dispatch(
-                        context,
                         &self.reduce_sums,
                         &groups.reduce_sums,
                         &plain(sum_slot, 0, 0),
@@ -1128,7 +1247,6 @@ impl Backend for GeneralBackend<'_> {
                     );
                     if update {
                         recorder.dispatch(
-                            context,
                             &self.reduce_gradients,
                             &groups.reduce_gradients,
                             &plain(grad_slot, 0, 0),
@@ -1148,10 +1266,14 @@ impl Backend for GeneralBackend<'_> {
                             slot: sum_slot as u32,
                             ..Dispatch::default()
                         };
-                        sum_slot += self.record_forward(&mut recorder, &groups.val_forward[block], &immediates);
+                        sum_slot += self.record_forward(
+                            &mut recorder,
+                            &groups.val_forward[block],
+                            &immediates,
+                            self.kernels.len(),
+                        );
                     }
                     recorder.dispatch(
-                        context,
                         &self.reduce_sums,
                         &groups.reduce_sums,
                         &plain(sum_slot, 1, 0),
@@ -1161,7 +1283,6 @@ impl Backend for GeneralBackend<'_> {
                 }
 
                 recorder.dispatch(
-                    context,
                     &self.control,
                     &groups.control,
                     &plain(0, 0, self.val_rows),
@@ -1170,14 +1291,13 @@ impl Backend for GeneralBackend<'_> {
                 );
                 if update {
                     recorder.dispatch(
-                        context,
                         &self.update,
                         &groups.update,
                         &plain(0, 0, 0),
                         padded.div_ceil(lanes),
                         "optimizer update",
                     );
-                    recorder.dispatch(context, &self.commit, &groups.commit, &plain(0, 0, 0), 1, "commit");
+                    recorder.dispatch(&self.commit, &groups.commit, &plain(0, 0, 0), 1, "commit");
                 }
             }
         }
@@ -1205,7 +1325,9 @@ impl Backend for GeneralBackend<'_> {
                 label: Some("restore parameters before the rejected update"),
             });
             encoder.copy_buffer_to_buffer(&self.previous, 0, &self.params, 0, (self.layout.padded * 4) as u64);
-            context.queue.write_buffer(&self.run, std::mem::offset_of!(RunState, rejected) as u64, &[0; 4]);
+            context
+                .queue
+                .write_buffer(&self.run, std::mem::offset_of!(RunState, rejected) as u64, &[0; 4]);
             context.queue.submit([encoder.finish()]);
             context.wait()?;
         }

@@ -28,11 +28,17 @@ impl Run {
 /// Runs the binary in `dir` with `args`, with `RUST_LOG` unset and Mesa's
 /// device-select warning silenced.
 pub fn run(dir: &Path, args: &[&str]) -> Run {
+    run_with_env(dir, args, &[])
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_shadertrain"))
         .args(args)
         .current_dir(dir)
         .env("NODEVICE_SELECT", "1")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .output()
         .expect("start the shadertrain binary");
     Run {

@@ -543,7 +543,11 @@ impl Backend for FusedBackend<'_> {
             .write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&self.config));
         // Restart the schedule index and the fault counter; keep the rest of the run state.
         context.queue.write_buffer(&self.run, 0, bytemuck::bytes_of(&0u32));
-        context.queue.write_buffer(&self.run, std::mem::offset_of!(RunState, loop_faults) as u64, bytemuck::bytes_of(&0u32));
+        context.queue.write_buffer(
+            &self.run,
+            std::mem::offset_of!(RunState, loop_faults) as u64,
+            bytemuck::bytes_of(&0u32),
+        );
 
         let dispatches = chunk.steps.len().div_ceil(self.plan.steps_per_dispatch as usize).max(1);
         let mut encoder = context.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {

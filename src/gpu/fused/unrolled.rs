@@ -79,7 +79,10 @@ pub fn functions(architecture: &Architecture, shape: &Shape, lanes: u32, subgrou
 
     // The step is applied only when every updated parameter is finite; lane
     // 0 keeps the old parameters at PREVIOUS_OFFSET.
-    let _ = writeln!(out, "fn apply_update(step: Step, lane: u32) -> bool {{\n    var finite = true;");
+    let _ = writeln!(
+        out,
+        "fn apply_update(step: Step, lane: u32) -> bool {{\n    var finite = true;"
+    );
     for i in 0..p {
         let _ = writeln!(
             out,
@@ -93,7 +96,10 @@ pub fn functions(architecture: &Architecture, shape: &Shape, lanes: u32, subgrou
     }
     let _ = writeln!(out, "    }}\n    if finite {{");
     for i in 0..p {
-        let _ = writeln!(out, "        theta[{i}] = u{i}.p;\n        s0[{i}] = u{i}.s0;\n        s1[{i}] = u{i}.s1;");
+        let _ = writeln!(
+            out,
+            "        theta[{i}] = u{i}.p;\n        s0[{i}] = u{i}.s0;\n        s1[{i}] = u{i}.s1;"
+        );
     }
     let _ = writeln!(out, "    }}\n    return finite;\n}}\n");
 

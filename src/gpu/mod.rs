@@ -382,7 +382,7 @@ pub fn create_backend<'c>(
     let fused_plan = match choice {
         KernelChoice::General => Err("--kernel general was requested".to_string()),
         _ => fused::plan(context, spec, data, fused::FusedOptions::default()).and_then(|plan| {
-            if choice == KernelChoice::Auto && !general::prefers_fused(context, spec, data, &plan) {
+            if choice == KernelChoice::Auto && !general::prefers_fused(context, spec, data) {
                 Err("the general path is faster for this problem".to_string())
             } else {
                 Ok(plan)

@@ -439,3 +439,98 @@ fn error_negative_learning_rate() {
     let run = train_short(dir.path(), &["--lr", "-1"]);
     assert_fails_with(&run, &["invalid learning rate -1", ">= 0"]);
 }
+
+/// A constant feature under --standardize becomes all zeros, as in
+/// scikit-learn's StandardScaler, with a warning; training goes on.
+#[test]
+fn standardize_constant_feature_warns() {
+    let dir = create_work_directory();
+    let csv = "x,constant,y\n1,5,2\n2,5,4\n3,5,6\n4,5,8\n5,5,10\n6,5,12\n";
+    std::fs::write(dir.path().join("constant.csv"), csv).unwrap();
+    let run = run(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            "constant.csv",
+            "--features",
+            "x,constant",
+            "--target",
+            "y",
+            "--standardize",
+            "--epochs",
+            "50",
+            "--log-every",
+            "10",
+            "--lr",
+            "0.1",
+        ],
+    );
+    assert!(run.succeeded(), "training must go on:\n{}", run.describe());
+    assert!(
+        run.stderr.contains("feature 'constant' is constant"),
+        "warns about the column:\n{}",
+        run.describe()
+    );
+    assert!(
+        run.stdout.contains("final loss"),
+        "reports a final loss:\n{}",
+        run.describe()
+    );
+}
+
+/// Every training option combined runs on the GPU paths and the CPU
+/// reference, and the two agree on the first logged loss.
+#[test]
+fn all_options_on_gpu_and_cpu() {
+    let dir = create_work_directory();
+    let options = [
+        "train",
+        "--features",
+        "age,sex,bmi,bp,s1,s2,s3,s4,s5",
+        "--target",
+        "target,s6",
+        "--hidden",
+        "12,6",
+        "--activation",
+        "gelu,leaky_relu:0.1",
+        "--loss",
+        "huber:20",
+        "--optimizer",
+        "adamw",
+        "--weight-decay",
+        "0.05",
+        "--betas",
+        "0.8,0.99",
+        "--eps",
+        "1e-7",
+        "--lr",
+        "0.01",
+        "--standardize",
+        "--standardize-target",
+        "--val-fraction",
+        "0.25",
+        "--early-stop",
+        "50",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "40",
+        "--log-every",
+        "10",
+    ];
+    let mut first_losses = Vec::new();
+    for device in [["--device", "cpu"], ["--kernel", "fused"], ["--kernel", "general"]] {
+        let mut args = options.to_vec();
+        args.extend(device);
+        let run = run(dir.path(), &args);
+        assert!(run.succeeded(), "{device:?}:\n{}", run.describe());
+        first_losses.push(logged_loss(&run, 0));
+    }
+    for (i, loss) in first_losses.iter().enumerate() {
+        assert!(
+            relative_difference(*loss, first_losses[0]) < 1e-5,
+            "epoch-0 losses differ between backends: {first_losses:?} (run {i})"
+        );
+    }
+}

@@ -132,7 +132,11 @@ fn main(@builtin(local_invocation_index) lane: u32) {
                 zero_gradients();
             }
             for (var k = lane; k < rows; k += LANES) {
-                let r = select(order[step.batch_start + k], k, natural_order);
+                // An if, not select(): select would load `order` for every row.
+                var r = k;
+                if !natural_order {
+                    r = order[step.batch_start + k];
+                }
                 forward_row(config.train_features + r * INPUTS);
                 loss_row(config.train_targets + r * OUTPUTS, scale);
                 if update {

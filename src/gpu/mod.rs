@@ -299,6 +299,7 @@ impl GpuContext {
     /// Creates a labelled storage buffer filled with `contents`.
     pub fn storage_buffer(&self, label: &str, contents: &[u8], extra_usage: wgpu::BufferUsages) -> wgpu::Buffer {
         use wgpu::util::DeviceExt;
+        log::debug!("buffer '{label}': {} bytes", contents.len());
         // Empty bindings are invalid, so every buffer holds at least 16 bytes.
         let mut padded;
         let contents = if contents.len() < 16 {

@@ -14,7 +14,12 @@ Examples:
   shadertrain train --hidden 16,8 --activation tanh --lr 0.01 --standardize \\
       --features age,sex,bmi,bp,s1,s2,s3,s4,s5,s6 --val-fraction 0.2 --save model.json
   shadertrain predict --model model.json --data data/diabetes.csv --output predictions.csv
-  shadertrain devices";
+  shadertrain train --epochs 5000 --val-fraction 0.2 --plot plots --history history.csv
+      Draws plots/loss.png, plots/fit.png (and SVG) and writes the metrics by epoch as CSV.
+  shadertrain plot run.json --output plots --model model.json
+  shadertrain devices
+
+Each command has its own examples: shadertrain help COMMAND.";
 
 #[derive(Debug, Parser)]
 #[command(name = "shadertrain", version, about = ABOUT, after_help = EXAMPLES)]
@@ -37,11 +42,17 @@ pub enum Command {
     #[command(after_help = TRAIN_EXAMPLES)]
     Train(Box<TrainArgs>),
     /// List the GPU adapters wgpu finds and which one --device auto picks
+    #[command(after_help = DEVICES_EXAMPLES)]
     Devices(DevicesArgs),
     /// Predict with a saved model and write the input rows with prediction columns added
+    #[command(after_help = PREDICT_EXAMPLES)]
     Predict(PredictArgs),
     /// Report the metrics of a saved model on a CSV file with targets
+    #[command(after_help = EVAL_EXAMPLES)]
     Eval(EvalArgs),
+    /// Draw the loss curve of a saved report, and the fit of a saved model, as PNG and SVG
+    #[command(after_help = PLOT_EXAMPLES)]
+    Plot(PlotArgs),
 }
 
 const TRAIN_EXAMPLES: &str = "\
@@ -49,7 +60,18 @@ Examples:
   shadertrain train                                  # the textbook job on the best adapter
   shadertrain train --device cpu                     # the same on the CPU reference trainer
   shadertrain train --epochs 2000 --log-every 100 --report run.json --save model.json
-  shadertrain train --init model.json --epochs 0     # evaluate saved parameters";
+  shadertrain train --init model.json --epochs 0     # evaluate saved parameters
+  shadertrain train --epochs 5000 --val-fraction 0.2 --plot plots --history history.csv
+      # plots/loss.png, plots/loss.svg, plots/fit.png, plots/fit.svg and the metrics by epoch as CSV
+  shadertrain train --epochs 2000 --json > run.json  # the report on standard output, results on standard error
+
+On a terminal, a progress bar on standard error shows the epoch, epochs/s, the estimated time left and
+the latest logged loss; with --quiet, or when standard error is not a terminal, there is no bar.
+Ctrl-C stops training at the end of the current chunk of epochs (within about a second), writes the
+requested files with the parameters so far (the report and the model file record \"interrupted\": true)
+and exits with code 130.
+
+Exit codes: 0 success, 1 error, 2 command-line syntax error, 3 training diverged, 130 interrupted.";
 
 /// Where the data comes from and which columns to use.
 #[derive(Debug, Args, Clone)]
@@ -207,6 +229,22 @@ pub struct TrainArgs {
     /// Save the parameters as safetensors with PyTorch's nn.Sequential names (layers.0.weight, ...)
     #[arg(long, value_name = "FILE")]
     pub save_safetensors: Option<PathBuf>,
+
+    /// Draw plots into this directory, created if missing. loss.png and loss.svg show the loss by logged epoch
+    /// on a log scale, with the validation loss. fit.png and fit.svg show predicted against actual values of the
+    /// first target on the training rows, with the least-squares line
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+
+    /// Write the metrics at every logged epoch as CSV: epoch, loss, mse, rmse, mae, r2, then val_loss, val_mse,
+    /// val_rmse, val_mae, val_r2 with validation data, then elapsed_seconds (since training started)
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+
+    /// Print the report (the same JSON that --report writes) on standard output, and nothing else there:
+    /// the loss lines and results go to standard error
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -264,4 +302,62 @@ pub struct EvalArgs {
     /// Print the metrics as JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+const DEVICES_EXAMPLES: &str = "\
+Examples:
+  shadertrain devices          # one line per adapter; '<- auto' marks the one --device auto uses
+  shadertrain devices --json   # {\"adapters\": [...], \"auto\": INDEX or null}";
+
+const PREDICT_EXAMPLES: &str = "\
+Examples:
+  shadertrain predict --model model.json --data data/diabetes.csv --output predictions.csv
+      Writes the input rows with a target_predicted column added, and prints the metrics on the rows
+      that have target values to standard error.
+  shadertrain predict --model model.json --data data/diabetes.csv > predictions.csv
+  shadertrain predict --model model.json --data data/diabetes.csv --output predictions.csv --json
+      Prints the metrics as JSON on standard output instead.";
+
+const EVAL_EXAMPLES: &str = "\
+Examples:
+  shadertrain eval --model model.json --data data/diabetes.csv
+  shadertrain eval --model model.json --data data/diabetes.csv --json";
+
+const PLOT_EXAMPLES: &str = "\
+Examples:
+  shadertrain train --epochs 5000 --report run.json --save model.json
+  shadertrain plot run.json --output plots
+      Writes plots/loss.png and plots/loss.svg.
+  shadertrain plot run.json --output plots --model model.json
+      Also writes plots/fit.png and plots/fit.svg: the model's predictions on every row of the data
+      file it was trained on (recorded in model.json), against the first target.
+  shadertrain plot run.json --output plots --model model.json --data test.csv";
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Report written by `train --report` or `train --json`; its history gives the loss curve
+    #[arg(value_name = "REPORT")]
+    pub report: PathBuf,
+
+    /// Directory for the plots, created if missing
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// Model file written by `train --save`: also draw fit.png and fit.svg, its predictions against the first
+    /// target on every row of --data
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+
+    /// CSV file with the model's feature and target columns, for the fit plot
+    /// [default: the data file the model was trained on, as recorded in the model file]
+    #[arg(long, value_name = "FILE", requires = "model")]
+    pub data: Option<PathBuf>,
+
+    /// Field delimiter of the CSV file: a character, or comma, semicolon, tab, pipe, space
+    #[arg(long, default_value = ",", value_name = "CHAR")]
+    pub delimiter: String,
+
+    /// Skip rows with a missing value in a used column instead of failing
+    #[arg(long)]
+    pub drop_missing: bool,
 }

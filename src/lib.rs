@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod prepare;
 pub mod report;
 pub mod schedule;

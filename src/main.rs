@@ -25,7 +25,12 @@ fn main() -> ExitCode {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: stopping at the next logged epoch (press Ctrl-C again to exit at once)");
+        output::print_above_bar(|| {
+            eprintln!(
+                "\ninterrupt: stopping at the end of the current chunk of epochs, within about a second \
+                 (press Ctrl-C again to exit at once)"
+            )
+        });
     });
 
     let result = match &cli.command {
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => commands::devices::run(args, &output),
         Command::Predict(args) => commands::predict::run(args, &output),
         Command::Eval(args) => commands::eval::run(args, &output),
+        Command::Plot(args) => commands::plot::run(args, &output),
     };
     match result {
         Ok(code) => code,
@@ -53,6 +59,7 @@ fn init_logging(quiet: bool, verbose: u8) {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(format!("warn,shadertrain={level}")))
         .format_timestamp(None)
+        .target(output::log_target())
         .init();
 }
 

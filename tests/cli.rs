@@ -298,21 +298,44 @@ fn failed_init_keeps_existing_outputs() {
 }
 
 #[test]
-fn non_finite_parameters_keep_save_file() {
+fn diverged_run_saves_finite_parameters() {
     // Adam's first step divides the learning rate by the bias correction
-    // 1 - beta1 = 0.1, and 1e39 overflows float32, so every parameter becomes infinite.
+    // 1 - beta1 = 0.1, and 1e39 overflows float32: that update is rejected,
+    // so the run halts at epoch 0 and keeps the initial parameters.
     let dir = create_work_directory();
     let save = dir.path().join("m.json");
     std::fs::write(&save, "previous model\n").unwrap();
 
     let run = train_short(dir.path(), &["--device", "cpu", "--lr", "1e38", "--save", "m.json"]);
 
-    assert_fails_with(&run, &["not finite", "m.json"]);
-    assert_eq!(
-        std::fs::read_to_string(&save).unwrap(),
-        "previous model\n",
-        "--save file changed\n{}",
+    assert_eq!(run.code, Some(3), "a diverged run exits with 3\n{}", run.describe());
+    assert!(
+        run.stderr.contains("training diverged"),
+        "says it diverged\n{}",
         run.describe()
+    );
+    assert!(!run.stderr.contains("panicked"), "no panic\n{}", run.describe());
+    let model = read_json(&save);
+    let values: Vec<f64> = model["layers"]
+        .as_array()
+        .expect("the saved model has layers")
+        .iter()
+        .flat_map(|layer| {
+            let weights = layer["weight"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|row| row.as_array().unwrap().clone());
+            weights
+                .chain(layer["bias"].as_array().unwrap().clone())
+                .collect::<Vec<_>>()
+        })
+        .map(|value| value.as_f64().expect("parameters are numbers"))
+        .collect();
+    assert_eq!(values.len(), 21, "the textbook model has 21 parameters");
+    assert!(
+        values.iter().all(|v| v.is_finite()),
+        "saved parameters must be finite: {values:?}"
     );
 }
 

@@ -2,5 +2,7 @@
 
 pub mod devices;
 pub mod eval;
+pub mod plot;
 pub mod predict;
 pub mod train;
+pub mod train_outputs;

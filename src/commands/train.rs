@@ -1,23 +1,25 @@
 //! `shadertrain train`: load, prepare, train, report.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indexmap::IndexMap;
 
 use shadertrain::data::{self, ColumnSelection, CsvOptions};
-use shadertrain::gpu::{self, GpuContext, KernelChoice};
+use shadertrain::gpu::{self, GpuContext, GpuError, KernelChoice};
 use shadertrain::loss::Loss;
 use shadertrain::model::{Activation, Architecture, Parameters, init};
 use shadertrain::optim::{Optimizer, OptimizerKind};
+use shadertrain::plot;
 use shadertrain::prepare::{self, Standardization, Table, ZScore};
-use shadertrain::report::{self, DeviceRecord, FinalMetrics, ModelFile, Report, TrainingRecord};
+use shadertrain::report::{self, DeviceRecord, FinalMetrics, ModelFile, TrainingRecord};
 use shadertrain::schedule::Batching;
 use shadertrain::train::{self, Backend, DriverOptions, Halt, Progress, TrainOutcome, TrainSpec, TrainingData};
 
+use super::train_outputs::{self, RunPlots};
 use crate::cli::{DeviceArg, KernelArg, TrainArgs};
 use crate::output::Output;
 
@@ -27,6 +29,15 @@ const EXIT_DIVERGED: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    // With --json, standard output is the report alone.
+    let json_output;
+    let output = if args.json {
+        json_output = output.with_results_on_stderr();
+        &json_output
+    } else {
+        output
+    };
+
     // Options first, so a typo fails before any data is read.
     let hidden = parse_hidden(&args.hidden)?;
     let activations = args
@@ -45,6 +56,11 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
     }
     if args.early_stop.is_some() && args.val_fraction.is_none() && args.val_data.is_none() {
         bail!("--early-stop needs validation data: add --val-fraction F or --val-data FILE");
+    }
+    // Created now, so an unusable directory fails before training rather than after it.
+    if let Some(directory) = &args.plot {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("cannot create the --plot directory {}", directory.display()))?;
     }
 
     // Data.
@@ -157,6 +173,10 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
         args.data.features.join(", "),
         args.data.target.join(", ")
     ));
+    log_data_size("training", &train_table);
+    if let Some(validation) = &validation_table {
+        log_data_size("validation", validation);
+    }
     output.info(&format!(
         "model: {} ({} parameters), loss {loss}, optimizer {optimizer}",
         architecture.describe(),
@@ -176,6 +196,7 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
     ));
 
     // Device and backend.
+    let device_start = Instant::now();
     let context = match args.device {
         DeviceArg::Cpu => None,
         DeviceArg::Gpu => Some(GpuContext::new()?),
@@ -189,12 +210,29 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
                 }
                 Some(context)
             }
+            Err(GpuError::NoAdapter) => {
+                output.warn(
+                    "no GPU adapter found (wgpu looked for Vulkan, Metal and DX12), so training runs on the \
+                     CPU reference trainer. To train on a GPU, install a GPU driver with Vulkan support; on Debian \
+                     or Ubuntu without a GPU, `sudo apt-get install mesa-vulkan-drivers` provides lavapipe, a \
+                     software Vulkan driver. --device cpu selects the CPU reference without this warning",
+                );
+                None
+            }
             Err(error) => {
-                output.warn(&format!("{error}; training on the CPU reference instead"));
+                output.warn(&format!(
+                    "{error}, so training runs on the CPU reference trainer (--device cpu selects it without this warning)"
+                ));
                 None
             }
         },
     };
+    if context.is_some() {
+        log::info!(
+            "opened the GPU device in {:.1} ms",
+            device_start.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let kernel_choice = match args.kernel {
         KernelArg::Auto => KernelChoice::Auto,
         KernelArg::Fused => KernelChoice::Fused,
@@ -212,7 +250,13 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
             "cpu-reference".into(),
         ),
         Some(context) => {
+            let backend_start = Instant::now();
             let (backend, kernel) = gpu::create_backend(context, &spec, data, &flat, kernel_choice)?;
+            log::info!(
+                "built the {} kernel path in {:.1} ms (shader compilation, pipelines and buffer uploads)",
+                kernel.name(),
+                backend_start.elapsed().as_secs_f64() * 1e3
+            );
             output.info(&format!("device: {}", context.adapter));
             output.info(&format!("kernel: {kernel}"));
             (
@@ -236,10 +280,15 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
         target_chunk_time: None,
     };
     let has_validation = validation_table.is_some();
+    let mut progress = output.start_progress(args.epochs);
     let outcome = train::run(backend.as_mut(), &spec, data, &options, |event| match event {
-        Progress::Logged(entry) => output.result(&format_log_line(entry, has_validation)),
-        Progress::Advanced { .. } => {}
+        Progress::Logged(entry) => {
+            progress.logged(entry);
+            output.result(&format_log_line(entry, has_validation));
+        }
+        Progress::Advanced { epoch, .. } => progress.advanced(epoch),
     })?;
+    drop(progress);
     drop(backend);
 
     // Results.
@@ -263,65 +312,165 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
         validation: outcome.final_validation,
     };
 
+    // Files. The report, history and plots are written whatever the
+    // parameters; the model files only with finite parameters.
+    let report = train_outputs::build_report(
+        &outcome,
+        args.epochs,
+        &architecture,
+        &parameters,
+        device,
+        kernel,
+        final_metrics.clone(),
+    );
     if let Some(path) = &args.report {
-        let report = build_report(
-            &outcome,
-            args.epochs,
-            &architecture,
-            &parameters,
-            device,
-            kernel,
-            final_metrics.clone(),
-        );
         report::write_json(path, &report)?;
         output.info(&format!("report written to {}", path.display()));
     }
-    let parameters_finite = outcome.parameters.iter().all(|v| v.is_finite());
-    if let Some(path) = &args.save {
-        if !parameters_finite {
-            bail!("the parameters are not finite, so {} was not written", path.display());
-        }
-        let model = ModelFile {
-            format: ModelFile::FORMAT.into(),
-            version: ModelFile::VERSION,
-            features: args.data.features.clone(),
-            targets: args.data.target.clone(),
-            hidden: architecture.hidden().to_vec(),
-            activations: architecture.activations.clone(),
-            loss,
-            standardization: standardization.clone(),
-            training: Some(record),
-            metrics: Some(final_metrics),
-            layers: parameters.layers.clone(),
+    if let Some(path) = &args.history {
+        train_outputs::write_history_csv(path, &outcome.logs, has_validation)?;
+        output.info(&format!("history written to {}", path.display()));
+    }
+    if let Some(directory) = &args.plot {
+        let title = train_outputs::run_title(&architecture, &loss.to_string(), &optimizer);
+        let curve_points = plot::with_final_point(
+            &outcome.logs,
+            outcome.halt,
+            outcome.epochs_done,
+            outcome.final_train,
+            outcome.final_validation,
+            outcome.seconds,
+        );
+        let plots = RunPlots {
+            directory,
+            title: &title,
+            loss_name: &loss.to_string(),
+            history: &curve_points,
+            architecture: &architecture,
+            parameters: &outcome.parameters,
+            features: &train_table.features,
+            targets: &train_table.targets,
+            target_standardization: standardization.targets.as_ref(),
+            target_names: &args.data.target,
         };
-        report::write_json(path, &model)?;
-        output.info(&format!("model saved to {}", path.display()));
+        let written = train_outputs::write_run_plots(&plots)?;
+        output.info(&format!("plots written to {}", describe_paths(&written)));
+    }
+    let parameters_finite = outcome.parameters.iter().all(|v| v.is_finite());
+    let mut not_written: Vec<&PathBuf> = Vec::new();
+    if let Some(path) = &args.save {
+        if parameters_finite {
+            let model = ModelFile {
+                format: ModelFile::FORMAT.into(),
+                version: ModelFile::VERSION,
+                features: args.data.features.clone(),
+                targets: args.data.target.clone(),
+                hidden: architecture.hidden().to_vec(),
+                activations: architecture.activations.clone(),
+                loss,
+                standardization: standardization.clone(),
+                training: Some(record),
+                metrics: Some(final_metrics),
+                layers: parameters.layers.clone(),
+            };
+            report::write_json(path, &model)?;
+            output.info(&format!("model saved to {}", path.display()));
+        } else {
+            not_written.push(path);
+        }
     }
     if let Some(path) = &args.save_safetensors {
-        if !parameters_finite {
-            bail!("the parameters are not finite, so {} was not written", path.display());
+        if parameters_finite {
+            train_outputs::write_safetensors(path, &architecture, &parameters, &args.data.features, &args.data.target)?;
+            output.info(&format!("parameters saved to {}", path.display()));
+        } else {
+            not_written.push(path);
         }
-        write_safetensors(path, &architecture, &parameters, &args.data.features, &args.data.target)?;
-        output.info(&format!("parameters saved to {}", path.display()));
+    }
+    if args.json {
+        output.json(&serde_json::to_string_pretty(&report)?);
     }
 
+    Ok(report_outcome(args, output, &outcome, &optimizer, &not_written))
+}
+
+/// Prints why the run ended early or why a model file was not written, and
+/// returns the exit code: divergence first, then a file not written, then Ctrl-C.
+fn report_outcome(
+    args: &TrainArgs,
+    output: &Output,
+    outcome: &TrainOutcome,
+    optimizer: &Optimizer,
+    not_written: &[&PathBuf],
+) -> ExitCode {
     if let Some(Halt::Diverged { epoch }) = outcome.halt {
         output.error(&format!(
-            "training diverged: the loss at epoch {epoch} is not finite, so training stopped before that epoch's update. \
+            "training diverged at epoch {epoch}: the loss or a gradient was not finite, or the update would have made \
+             a parameter non-finite, so training stopped and kept the last parameters with a finite loss. \
              Try a smaller learning rate (--lr {}) or standardized data (--standardize{})",
             optimizer.lr() / 10.0,
-            if args.standardize_target { "" } else { " --standardize-target" }
+            if args.standardize_target {
+                ""
+            } else {
+                " --standardize-target"
+            }
         ));
-        return Ok(ExitCode::from(EXIT_DIVERGED));
+    }
+    for path in not_written {
+        output.error(&format!(
+            "the parameters are not finite, so {} was not written",
+            path.display()
+        ));
+    }
+    if matches!(outcome.halt, Some(Halt::Diverged { .. })) {
+        return ExitCode::from(EXIT_DIVERGED);
+    }
+    if !not_written.is_empty() {
+        return ExitCode::FAILURE;
     }
     if outcome.interrupted {
+        let files = [
+            &args.report,
+            &args.history,
+            &args.plot,
+            &args.save,
+            &args.save_safetensors,
+        ];
+        let outputs_note = if files.iter().any(|path| path.is_some()) {
+            "; the requested files hold the parameters so far"
+        } else {
+            ""
+        };
         output.error(&format!(
-            "interrupted after {} of {} epochs; the outputs hold the parameters so far",
+            "interrupted after {} of {} epochs{outputs_note}",
             outcome.epochs_done, args.epochs
         ));
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
+}
+
+/// Logs the size of a data set at info level.
+fn log_data_size(name: &str, table: &Table) {
+    let values = table.features.len() + table.targets.len();
+    log::info!(
+        "{name} data: {} rows of {} feature and {} target columns, {} float32 values ({} bytes)",
+        table.rows(),
+        table.inputs,
+        table.outputs,
+        values,
+        values * std::mem::size_of::<f32>()
+    );
+}
+
+/// Joins paths for a message: `a, b and c`.
+fn describe_paths(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|path| path.display().to_string()).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
 }
 
 fn parse_hidden(text: &str) -> anyhow::Result<Vec<usize>> {
@@ -435,80 +584,4 @@ fn print_results(output: &Output, outcome: &TrainOutcome, architecture: &Archite
         outcome.seconds,
         outcome.epochs_per_second()
     ));
-}
-
-fn build_report(
-    outcome: &TrainOutcome,
-    epochs: u64,
-    architecture: &Architecture,
-    parameters: &Parameters,
-    device: DeviceRecord,
-    kernel: String,
-    final_metrics: FinalMetrics,
-) -> Report {
-    let mut loss = IndexMap::new();
-    let mut validation_loss = IndexMap::new();
-    for entry in &outcome.logs {
-        loss.insert(entry.epoch.to_string(), entry.train.loss);
-        if let Some(validation) = &entry.validation {
-            validation_loss.insert(entry.epoch.to_string(), validation.loss);
-        }
-    }
-    Report {
-        device,
-        kernel,
-        model: architecture.describe(),
-        epochs,
-        epochs_done: outcome.epochs_done,
-        seconds: outcome.seconds,
-        epochs_per_second: outcome.epochs_per_second(),
-        loss,
-        validation_loss,
-        history: outcome.logs.clone(),
-        final_loss: outcome.final_train.loss,
-        final_metrics,
-        halt: outcome.halt,
-        interrupted: outcome.interrupted,
-        layers: parameters.layers.clone(),
-    }
-}
-
-/// Writes the parameters with the names of a PyTorch module whose `layers`
-/// attribute is the equivalent `nn.Sequential` (Linear layers at even
-/// indices, activations between them).
-fn write_safetensors(
-    path: &Path,
-    architecture: &Architecture,
-    parameters: &Parameters,
-    features: &[String],
-    targets: &[String],
-) -> anyhow::Result<()> {
-    use safetensors::tensor::{Dtype, TensorView};
-
-    let mut buffers = Vec::new();
-    for (l, layer) in parameters.layers.iter().enumerate() {
-        let (inputs, outputs) = architecture.layer_shape(l);
-        let weight: Vec<f32> = layer.weight.iter().flatten().copied().collect();
-        buffers.push((format!("layers.{}.weight", 2 * l), vec![outputs, inputs], weight));
-        buffers.push((format!("layers.{}.bias", 2 * l), vec![outputs], layer.bias.clone()));
-    }
-    let views = buffers
-        .iter()
-        .map(|(name, shape, values)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(values)).map(|view| (name.clone(), view))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| anyhow::anyhow!("cannot build safetensors tensors: {error:?}"))?;
-    let metadata = [
-        ("format".to_string(), "pt".to_string()),
-        ("model".to_string(), architecture.describe()),
-        ("features".to_string(), features.join(",")),
-        ("targets".to_string(), targets.join(",")),
-    ]
-    .into_iter()
-    .collect();
-    let bytes = safetensors::tensor::serialize(views, Some(metadata))
-        .map_err(|error| anyhow::anyhow!("cannot serialize safetensors: {error:?}"))?;
-    report::write_atomically(path, |writer| writer.write_all(&bytes))?;
-    Ok(())
 }

@@ -48,3 +48,22 @@ pub fn run_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// Creates a temporary working directory with `data/diabetes.csv` copied in,
+/// so the `--data` default resolves as it does in the repository root.
+pub fn create_work_directory() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    std::fs::create_dir(dir.path().join("data")).expect("create data/");
+    std::fs::copy(
+        super::repo_path("data/diabetes.csv"),
+        dir.path().join("data/diabetes.csv"),
+    )
+    .expect("copy diabetes.csv");
+    dir
+}
+
+/// Reads a JSON file, naming the file in a failure.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}\n{text}", path.display()))
+}

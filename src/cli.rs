@@ -53,6 +53,9 @@ pub enum Command {
     /// Draw the loss curve of a saved report, and the fit of a saved model, as PNG and SVG
     #[command(after_help = PLOT_EXAMPLES)]
     Plot(PlotArgs),
+    /// Time fixed, seeded training workloads on each backend (GPU kernel paths and the CPU reference)
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(BenchArgs),
 }
 
 const TRAIN_EXAMPLES: &str = "\
@@ -302,6 +305,74 @@ pub struct EvalArgs {
     /// Print the metrics as JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+const BENCH_EXAMPLES: &str = "\
+Workloads (each seeded; Adam, MSE, full batch):
+  textbook-relu, textbook-sigmoid, textbook-tanh
+      data/diabetes.csv (bmi, s6 -> target), 2 -> 5 -> 1, lr 1, 40000 epochs (4000 on the general
+      path); reads data/diabetes.csv from the working directory
+  wide-100k   100,000 x 32 synthetic rows, 32 -> 128 (relu) -> 1, lr 0.001, 20 epochs
+  tall-1m     1,000,000 x 16 synthetic rows, 16 -> 64 (relu) -> 1, lr 0.001, 5 epochs
+  Each timed run starts from a freshly built backend after one untimed warm-up run.
+
+Examples:
+  shadertrain bench
+  shadertrain bench --quick
+  shadertrain bench --workloads textbook-relu,wide-100k --backends fused,cpu --json bench.json";
+
+/// A workload of `shadertrain bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchWorkload {
+    TextbookRelu,
+    TextbookSigmoid,
+    TextbookTanh,
+    #[value(name = "wide-100k")]
+    Wide100k,
+    #[value(name = "tall-1m")]
+    Tall1m,
+}
+
+/// A backend of `shadertrain bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    /// The fused GPU kernel (small problems only)
+    Fused,
+    /// The general GPU kernel path
+    General,
+    /// The CPU reference trainer
+    Cpu,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Workloads to run, comma-separated [default: all]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub workloads: Option<Vec<BenchWorkload>>,
+
+    /// Backends to run, comma-separated [default: all; fused runs only where its plan accepts the problem]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub backends: Option<Vec<BenchBackend>>,
+
+    /// Epochs per timed run, for every workload and backend [default: per workload]
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<u64>,
+
+    /// Timed runs per workload and backend [default: 5 for the textbook workloads, 3 for the large ones]
+    #[arg(long, value_name = "N")]
+    pub repeats: Option<usize>,
+
+    /// Short runs: 2000 textbook epochs (200 on the general path) in 3 runs, 2 epochs of the large workloads in 1 run
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Write every measurement, the runs' times and the machine description as JSON
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Device: auto runs the GPU backends when wgpu finds an adapter, gpu fails without one, cpu runs only the cpu backend
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
 }
 
 const DEVICES_EXAMPLES: &str = "\

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::run(args, &output),
         Command::Eval(args) => commands::eval::run(args, &output),
         Command::Plot(args) => commands::plot::run(args, &output),
+        Command::Bench(args) => commands::bench::run(args, &output, interrupt),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! The subcommands of the `shadertrain` program.
 
+pub mod bench;
 pub mod devices;
 pub mod eval;
 pub mod plot;

@@ -19,7 +19,10 @@ fn invalid_shader_is_an_error() {
     let result = gpu().compute_pipeline("deliberately broken", "@compute @workgroup_size(1) fn main( {", "main");
     match result {
         Err(TrainError::Gpu(message)) => {
-            assert!(message.contains("deliberately broken"), "the error should name the shader: {message}");
+            assert!(
+                message.contains("deliberately broken"),
+                "the error should name the shader: {message}"
+            );
         }
         Err(other) => panic!("expected a GPU error, got {other}"),
         Ok(_) => panic!("a broken shader compiled"),
@@ -32,17 +35,41 @@ fn invalid_shader_is_an_error() {
 fn missing_adapter_names_the_fix() {
     let dir = repo_path(".");
     let run = run_with_env(&dir, &["train", "--device", "gpu", "--epochs", "1"], &NO_DRIVER);
-    assert!(!run.succeeded(), "training without an adapter must fail:\n{}", run.describe());
+    assert!(
+        !run.succeeded(),
+        "training without an adapter must fail:\n{}",
+        run.describe()
+    );
     assert!(!run.stderr.contains("panicked"), "no panic:\n{}", run.describe());
-    assert!(run.stderr.contains("no GPU adapter found"), "names the problem:\n{}", run.describe());
-    assert!(run.stderr.contains("mesa-vulkan-drivers"), "names the fix:\n{}", run.describe());
+    assert!(
+        run.stderr.contains("no GPU adapter found"),
+        "names the problem:\n{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("mesa-vulkan-drivers"),
+        "names the fix:\n{}",
+        run.describe()
+    );
 }
 
 #[test]
 fn auto_falls_back_to_cpu_reference() {
     let dir = repo_path(".");
     let run = run_with_env(&dir, &["train", "--epochs", "20", "--log-every", "10"], &NO_DRIVER);
-    assert!(run.succeeded(), "auto must train on the CPU reference:\n{}", run.describe());
-    assert!(run.stderr.contains("CPU reference"), "says where it trains:\n{}", run.describe());
-    assert!(run.stdout.contains("epoch       0  loss 29134.8"), "trains the textbook job:\n{}", run.describe());
+    assert!(
+        run.succeeded(),
+        "auto must train on the CPU reference:\n{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("CPU reference"),
+        "says where it trains:\n{}",
+        run.describe()
+    );
+    assert!(
+        run.stdout.contains("epoch       0  loss 29134.8"),
+        "trains the textbook job:\n{}",
+        run.describe()
+    );
 }

@@ -1119,7 +1119,11 @@ impl GeneralBackend<'_> {
         let rows = immediates.rows as usize;
         let splits = rows.div_ceil(self.plan.grad_rows);
         let row_groups = rows.div_ceil(self.plan.lanes as usize * ROWS_PER_LANE);
-        let top = if head { self.kernels.len() - 1 } else { self.kernels.len() };
+        let top = if head {
+            self.kernels.len() - 1
+        } else {
+            self.kernels.len()
+        };
         for l in (0..top).rev() {
             let kernels = &self.kernels[l];
             recorder.dispatch(
@@ -1227,9 +1231,17 @@ impl Backend for GeneralBackend<'_> {
                             pad: [0; 2],
                         };
                         let head = update && self.head.is_some();
-                        let forward_layers = if head { self.kernels.len() - 1 } else { self.kernels.len() };
-                        sum_slot +=
-                            self.record_forward(&mut recorder, &groups.train_forward[block], &immediates, forward_layers);
+                        let forward_layers = if head {
+                            self.kernels.len() - 1
+                        } else {
+                            self.kernels.len()
+                        };
+                        sum_slot += self.record_forward(
+                            &mut recorder,
+                            &groups.train_forward[block],
+                            &immediates,
+                            forward_layers,
+                        );
                         if update {
                             sum_slot += self.record_head(&mut recorder, groups, block, &immediates);
                             immediates.slot = grad_slot as u32;

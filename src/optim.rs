@@ -205,7 +205,7 @@ impl Optimizer {
 
     /// Applies one step to every parameter.
     ///
-    /// `state` holds [`Self::state_slots`] vectors of `P` values each, zero before the first step.
+    /// `state` contains [`Self::state_slots`] vectors of `P` values each, zero before the first step.
     pub fn update(&self, factors: &StepFactors, params: &mut [f32], grads: &[f32], state: &mut [Vec<f32>]) {
         match *self {
             Optimizer::Adam {
@@ -294,7 +294,7 @@ impl Optimizer {
     }
 }
 
-/// One Adam step for one parameter, in the order of PyTorch's `_single_tensor_adam`:
+/// Applies one Adam step to one parameter, in the order of PyTorch's `_single_tensor_adam`:
 /// L2 term, `m`, `v`, then the bias-corrected step with `eps` added after the square root.
 #[allow(clippy::too_many_arguments)]
 fn adam_update(

@@ -226,7 +226,7 @@ pub struct DeviceRecord {
     pub device_type: String,
 }
 
-/// What `--report` writes.
+/// Run report, as `--report` writes it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub device: DeviceRecord,

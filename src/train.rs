@@ -157,7 +157,7 @@ pub struct LogEntry {
     pub elapsed: f64,
 }
 
-/// Why a run ended before its last epoch.
+/// Reason a run ended before its last epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Halt {
@@ -170,7 +170,7 @@ pub enum Halt {
     EarlyStopped { epoch: u64, best_epoch: u64 },
 }
 
-/// What a backend returns after a chunk.
+/// Result of one chunk on a backend.
 #[derive(Clone, Debug, Default)]
 pub struct ChunkOutcome {
     /// Training sums per log slot, for slots whose step had [`EVALUATE`].
@@ -208,7 +208,7 @@ pub trait Backend {
     fn restore_best(&mut self) -> Result<(), TrainError>;
 }
 
-/// Training data as the driver sees it.
+/// Training and validation data for the driver.
 #[derive(Clone, Copy, Debug)]
 pub struct TrainingData<'a> {
     pub train: Samples<'a>,

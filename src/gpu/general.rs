@@ -4,12 +4,15 @@
 //! Per optimizer step, for each piece of rows (a piece's activations fit
 //! one storage binding): `forward` for every layer (the output layer also
 //! takes the loss), then from the last layer down `weight_gradient` and
-//! `backward_input`. After all pieces, `reduce_sums` and `reduce_gradients`
-//! add up the per-workgroup partials, a validation pass runs `forward` over
-//! the validation blocks, `control` records the logs and decides the
-//! update, and `update` applies the optimizer to all parameters in one
-//! dispatch. Every step of a chunk is recorded in one compute pass and
-//! submitted once; the host reads back only the run state and the log sums.
+//! `backward_input`. A narrow output layer instead trains in one `head`
+//! kernel that reads its input rows once. After all pieces, `reduce_sums`
+//! and `reduce_gradients` add up the per-workgroup partials, a validation
+//! pass runs `forward` over the validation blocks, `control` records the
+//! logs and decides the update, `update` applies the optimizer to all
+//! parameters in one dispatch, and `commit` rejects an update that made a
+//! parameter non-finite. Every step of a chunk is recorded in one compute
+//! pass and submitted once. The host reads back only the run state and the
+//! log sums.
 //!
 //! On the GPU the parameters and every row of data and activations are
 //! padded with zeros to multiples of 4 values, so the kernels read `vec4`s
@@ -186,7 +189,7 @@ impl Layout {
         padded
     }
 
-    /// The padded layout back to flat `state_dict()` order.
+    /// Converts the padded layout back to flat `state_dict()` order.
     pub fn unpack(&self, architecture: &Architecture, padded: &[f32]) -> Vec<f32> {
         let mut flat = vec![0.0; architecture.parameter_count()];
         for (l, layer) in self.layers.iter().enumerate() {
@@ -286,7 +289,7 @@ impl Geometry {
     }
 }
 
-/// How the general path runs a problem.
+/// The general path's sizes and choices for one problem.
 #[derive(Clone, Debug)]
 pub struct GeneralPlan {
     pub lanes: u32,
@@ -300,7 +303,7 @@ pub struct GeneralPlan {
     /// Blocks of training rows.
     pub train_blocks: usize,
     pub grad_rows: usize,
-    /// Most workgroups per grid dimension.
+    /// Maximum workgroups per grid dimension.
     pub max_grid_x: u32,
 }
 
@@ -337,7 +340,7 @@ pub fn prefers_fused(context: &GpuContext, spec: &TrainSpec, data: TrainingData<
     work <= threshold
 }
 
-/// Whether the activation's derivative needs the pre-activation `x`, not only `y = f(x)`.
+/// Returns whether the activation's derivative needs the pre-activation `x`, not only `y = f(x)`.
 fn needs_pre_activation(activation: Activation) -> bool {
     match activation {
         Activation::Gelu | Activation::GeluTanh => true,
@@ -351,9 +354,9 @@ fn needs_pre_activation(activation: Activation) -> bool {
 pub struct GeneralOptions {
     /// Share operands by subgroup shuffles (needs subgroups of a fixed size).
     pub shuffle: Option<bool>,
-    /// Most rows per piece, below what the binding limit allows.
+    /// Maximum rows per piece, below what the binding limit allows.
     pub block_rows: Option<usize>,
-    /// Most workgroups per grid dimension, below the adapter's limit, to
+    /// Maximum workgroups per grid dimension, below the adapter's limit, to
     /// exercise the 2D grids that dispatches past 65,535 workgroups need.
     pub max_grid_x: Option<u32>,
 }
@@ -558,7 +561,7 @@ impl Kernel {
         Ok(Self { pipeline, bindings })
     }
 
-    /// A bind group with the buffers this kernel uses, taken from `resources` by binding.
+    /// Creates a bind group with the buffers this kernel uses, taken from `resources` by binding.
     fn bind(&self, context: &GpuContext, label: &str, resources: &HashMap<u32, &wgpu::Buffer>) -> wgpu::BindGroup {
         let layout = self.pipeline.get_bind_group_layout(0);
         let entries: Vec<wgpu::BindGroupEntry> = self
@@ -662,8 +665,8 @@ struct BindGroups {
     head: Vec<wgpu::BindGroup>,
 }
 
-/// A 2D grid of at least `workgroups` workgroups with at most `max_x` per
-/// row; the kernels flatten it and skip the indices past the end.
+/// Returns a 2D grid of at least `workgroups` workgroups with at most `max_x`
+/// per row. The kernels flatten it and skip the indices past the end.
 fn grid(max_x: u32, workgroups: usize) -> (u32, u32) {
     let max = max_x.max(1) as usize;
     let x = workgroups.clamp(1, max);
@@ -890,7 +893,7 @@ impl<'c> GeneralBackend<'c> {
         })
     }
 
-    /// The plan this backend runs with.
+    /// Returns the plan this backend runs with.
     pub fn plan(&self) -> &GeneralPlan {
         &self.plan
     }

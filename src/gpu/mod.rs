@@ -22,13 +22,13 @@ pub mod fused;
 pub mod general;
 pub mod shaders;
 
-/// The backends shadertrain asks wgpu for: Vulkan, Metal and DX12.
+/// The backends shadertrain requests from wgpu: Vulkan, Metal and DX12.
 const BACKENDS: wgpu::Backends = wgpu::Backends::PRIMARY;
 
 /// How long to wait for one chunk of GPU work before reporting a hang.
 const GPU_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// What `devices` prints about one adapter.
+/// Description of one adapter, as `devices` prints it.
 #[derive(Clone, Debug, Serialize)]
 pub struct AdapterSummary {
     pub name: String,
@@ -300,7 +300,7 @@ impl GpuContext {
     pub fn storage_buffer(&self, label: &str, contents: &[u8], extra_usage: wgpu::BufferUsages) -> wgpu::Buffer {
         use wgpu::util::DeviceExt;
         log::debug!("buffer '{label}': {} bytes", contents.len());
-        // Empty bindings are invalid, so every buffer holds at least 16 bytes.
+        // Empty bindings are invalid, so every buffer has at least 16 bytes.
         let mut padded;
         let contents = if contents.len() < 16 {
             padded = contents.to_vec();
@@ -330,7 +330,7 @@ impl GpuContext {
     }
 }
 
-/// Which kernel path `--kernel` asks for.
+/// Kernel path requested with `--kernel`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelChoice {
     /// Fused when the problem fits it, general otherwise.
@@ -426,7 +426,7 @@ pub struct KernelProfiler {
 }
 
 impl KernelProfiler {
-    /// A profiler for up to `capacity` dispatches, or `None` when profiling is off or unsupported.
+    /// Creates a profiler for up to `capacity` dispatches, or returns `None` when profiling is off or unsupported.
     pub fn from_environment(context: &GpuContext, capacity: u32) -> Option<Self> {
         if std::env::var_os("SHADERTRAIN_PROFILE_KERNELS").is_none_or(|v| v == "0") || !context.timestamps {
             return None;

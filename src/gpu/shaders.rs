@@ -57,7 +57,7 @@ pub fn loss_code(loss: Loss) -> (u32, f32) {
     }
 }
 
-/// A WGSL f32 literal that parses back to exactly `value`.
+/// Formats a WGSL f32 literal that parses back to exactly `value`.
 pub fn wgsl_f32(value: f32) -> String {
     assert!(value.is_finite(), "WGSL has no literal for {value}");
     // Debug formatting prints the shortest decimal that round-trips.
@@ -170,7 +170,7 @@ impl Header {
         self
     }
 
-    /// The header followed by `common.wgsl` and the given files.
+    /// Returns the header followed by `common.wgsl` and the given files.
     pub fn assemble(&self, files: &[&str]) -> String {
         let mut source = self.text.clone();
         source.push('\n');
@@ -189,7 +189,7 @@ pub fn validate(source: &str, subgroups: bool) -> Result<naga::Module, String> {
     validate_with_info(source, subgroups).map(|(module, _)| module)
 }
 
-/// The bindings of group 0 that `entry_point` uses, as wgpu's automatic
+/// Lists the bindings of group 0 that `entry_point` uses, as wgpu's automatic
 /// pipeline layout includes them (from naga's analysis of the module).
 pub fn used_bindings(source: &str, entry_point: &str) -> Result<Vec<u32>, String> {
     let (module, info) = validate_with_info(source, true)?;

@@ -72,7 +72,7 @@ pub struct FusedOptions {
     pub unrolled: Option<bool>,
 }
 
-/// How the fused kernel will run a problem.
+/// The fused kernel's sizes and choices for one problem.
 #[derive(Clone, Debug)]
 pub struct FusedPlan {
     pub lanes: u32,
@@ -657,7 +657,7 @@ impl Backend for FusedBackend<'_> {
 }
 
 impl FusedBackend<'_> {
-    /// The plan this backend runs with.
+    /// Returns the plan this backend runs with.
     pub fn plan(&self) -> &FusedPlan {
         &self.plan
     }

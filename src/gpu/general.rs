@@ -28,7 +28,7 @@ use super::shaders::{self, Header};
 use super::{GpuContext, KernelProfiler};
 use crate::model::{Activation, Architecture};
 use crate::schedule::{Chunk, EVALUATE, Step, UPDATE, VALIDATE};
-use crate::train::{Backend, ChunkOutcome, Halt, Samples, Sums, TrainError, TrainSpec, TrainingData};
+use crate::train::{Backend, ChunkOutcome, Samples, TrainError, TrainSpec, TrainingData};
 
 /// Loop iterations one invocation may run per dispatch: llvmpipe stops an
 /// invocation after 65,535, so every kernel is sized to stay below.
@@ -1349,40 +1349,18 @@ impl Backend for GeneralBackend<'_> {
             self.profiler = Some(profiler);
         }
 
-        let mut outcome = ChunkOutcome {
-            train: vec![None; slots],
-            validation: vec![None; slots],
-            halt: None,
-            updates: u64::from(run.updates),
-        };
-        let sums_at = |index: usize| {
-            let values = &logs[index * self.sums..(index + 1) * self.sums];
-            Sums {
-                loss: f64::from(values[0]),
-                squared_error: values[1..1 + self.outputs].iter().map(|&v| f64::from(v)).collect(),
-                absolute_error: values[1 + self.outputs..].iter().map(|&v| f64::from(v)).collect(),
-            }
-        };
-        for step in &chunk.steps {
-            let slot = step.log_slot as usize;
-            if step.flags & EVALUATE != 0 {
-                outcome.train[slot] = Some(sums_at(2 * slot));
-            }
-            if step.flags & VALIDATE != 0 && !self.validation.is_empty() {
-                outcome.validation[slot] = Some(sums_at(2 * slot + 1));
-            }
-        }
-        outcome.halt = match run.halt {
-            1 => Some(Halt::Diverged {
-                epoch: u64::from(run.halt_epoch),
-            }),
-            2 => Some(Halt::EarlyStopped {
-                epoch: u64::from(run.halt_epoch),
-                best_epoch: u64::from(run.best_epoch),
-            }),
-            _ => None,
-        };
-        Ok(outcome)
+        Ok(super::chunk_outcome(
+            chunk,
+            &logs,
+            self.outputs,
+            !self.validation.is_empty(),
+            super::HaltState {
+                updates: run.updates,
+                halt: run.halt,
+                halt_epoch: run.halt_epoch,
+                best_epoch: run.best_epoch,
+            },
+        ))
     }
 
     fn parameters(&mut self) -> Result<Vec<f32>, TrainError> {

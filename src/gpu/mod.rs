@@ -500,3 +500,62 @@ impl KernelProfiler {
         Ok(())
     }
 }
+
+/// Run state fields that both GPU paths report after a chunk.
+pub(crate) struct HaltState {
+    pub updates: u32,
+    /// 0 running, 1 diverged, 2 early-stopped (the HALT_* codes of common.wgsl).
+    pub halt: u32,
+    pub halt_epoch: u32,
+    pub best_epoch: u32,
+}
+
+/// Builds a chunk's outcome from the log sums a kernel wrote: per log slot,
+/// `outputs * 2 + 1` training sums then as many validation sums.
+pub(crate) fn chunk_outcome(
+    chunk: &crate::schedule::Chunk,
+    logs: &[f32],
+    outputs: usize,
+    has_validation: bool,
+    state: HaltState,
+) -> crate::train::ChunkOutcome {
+    use crate::schedule::{EVALUATE, VALIDATE};
+    use crate::train::{Halt, Sums};
+
+    let slots = chunk.log_epochs.len();
+    let sums = 1 + 2 * outputs;
+    let sums_at = |index: usize| {
+        let values = &logs[index * sums..(index + 1) * sums];
+        Sums {
+            loss: f64::from(values[0]),
+            squared_error: values[1..1 + outputs].iter().map(|&v| f64::from(v)).collect(),
+            absolute_error: values[1 + outputs..].iter().map(|&v| f64::from(v)).collect(),
+        }
+    };
+    let mut outcome = crate::train::ChunkOutcome {
+        train: vec![None; slots],
+        validation: vec![None; slots],
+        halt: None,
+        updates: u64::from(state.updates),
+    };
+    for step in &chunk.steps {
+        let slot = step.log_slot as usize;
+        if step.flags & EVALUATE != 0 {
+            outcome.train[slot] = Some(sums_at(2 * slot));
+        }
+        if step.flags & VALIDATE != 0 && has_validation {
+            outcome.validation[slot] = Some(sums_at(2 * slot + 1));
+        }
+    }
+    outcome.halt = match state.halt {
+        1 => Some(Halt::Diverged {
+            epoch: u64::from(state.halt_epoch),
+        }),
+        2 => Some(Halt::EarlyStopped {
+            epoch: u64::from(state.halt_epoch),
+            best_epoch: u64::from(state.best_epoch),
+        }),
+        _ => None,
+    };
+    outcome
+}

@@ -73,3 +73,27 @@ fn auto_falls_back_to_cpu_reference() {
         run.describe()
     );
 }
+
+/// A buffer past the adapter's limits is a reported error, not a panic.
+#[test]
+fn oversized_buffer_is_an_error() {
+    // A device of its own, so the error cannot reach the other tests' checks.
+    let context = &shadertrain::gpu::GpuContext::new().expect("a GPU adapter");
+    let size = context.limits.max_buffer_size.saturating_add(4);
+    let _buffer = context.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("larger than max_buffer_size"),
+        size,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    match context.wait() {
+        Err(TrainError::Gpu(message)) => {
+            assert!(
+                message.contains("larger than max_buffer_size"),
+                "the error should name the buffer: {message}"
+            );
+        }
+        other => panic!("expected a GPU error for a {size}-byte buffer, got {other:?}"),
+    }
+    context.check_errors().expect("the error is reported once");
+}

@@ -116,6 +116,11 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// Largest number of parameters a model may have. shadertrain trains
+    /// small networks; the CPU reference keeps about eight copies of the
+    /// parameters, and the GPU paths several, so this bounds memory too.
+    pub const MAX_PARAMETERS: usize = 50_000_000;
+
     /// Builds the architecture `inputs -> hidden... -> outputs`.
     ///
     /// `activations` holds either one entry, used for every hidden layer, or
@@ -132,6 +137,22 @@ impl Architecture {
         sizes.push(outputs);
         if let Some(position) = sizes.iter().position(|&size| size == 0) {
             return Err(ModelError::ZeroWidth { position, sizes });
+        }
+        // Checked before anything is allocated: the count can overflow usize.
+        let count = sizes.windows(2).try_fold(0_usize, |total, pair| {
+            pair[0]
+                .checked_mul(pair[1])
+                .and_then(|weights| weights.checked_add(pair[1]))
+                .and_then(|layer| total.checked_add(layer))
+        });
+        match count {
+            Some(count) if count <= Self::MAX_PARAMETERS => {}
+            _ => {
+                return Err(ModelError::TooLarge {
+                    sizes,
+                    count: count.map_or_else(|| "more than 2^64".to_string(), |c| c.to_string()),
+                });
+            }
         }
         let activations = match (activations.len(), hidden.len()) {
             (_, 0) => Vec::new(),
@@ -317,6 +338,10 @@ impl Parameters {
 pub enum ModelError {
     #[error("layer sizes {sizes:?} contain a zero at position {position}: every layer needs at least one unit")]
     ZeroWidth { position: usize, sizes: Vec<usize> },
+    #[error(
+        "layer sizes {sizes:?} give {count} parameters, more than the maximum of 50,000,000; use narrower or fewer hidden layers"
+    )]
+    TooLarge { sizes: Vec<usize>, count: String },
     #[error(
         "{given} activations given for {hidden} hidden layers: give one activation for all layers or one per hidden layer"
     )]

@@ -43,6 +43,11 @@ pub enum FileError {
 
 /// Writes a file atomically: to a temporary file in the same directory,
 /// flushed to disk, then renamed over `path`.
+///
+/// A symbolic link is followed, so the link stays and its target is
+/// replaced. A device, pipe or other file that is not a regular file is
+/// written in place, because renaming over it would replace it. An existing
+/// file keeps its permissions; a new one gets mode 0666 minus the umask.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -51,27 +56,66 @@ pub fn write_atomically(
         path: path.to_path_buf(),
         source,
     };
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
+    let target = resolve_link(path);
+
+    if let Ok(metadata) = std::fs::metadata(&target)
+        && !metadata.is_file()
+    {
+        let file = std::fs::OpenOptions::new().write(true).open(&target).map_err(error)?;
+        let mut writer = std::io::BufWriter::new(file);
+        write(&mut writer).map_err(error)?;
+        return writer.flush().map_err(error);
+    }
+
+    let directory = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
     };
-    // Mode 0666 before the umask, as for any new file; the rename keeps it.
     let mut builder = tempfile::Builder::new();
     builder.prefix(".shadertrain-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    let existing = std::fs::metadata(&target).ok().map(|metadata| metadata.permissions());
+    match existing {
+        Some(permissions) => {
+            builder.permissions(permissions);
+        }
+        None => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                builder.permissions(std::fs::Permissions::from_mode(0o666));
+            }
+        }
     }
-    let mut file = builder.tempfile_in(directory).map_err(error)?;
+    let mut file = builder.tempfile_in(&directory).map_err(error)?;
     {
         let mut writer = std::io::BufWriter::new(file.as_file_mut());
         write(&mut writer).map_err(error)?;
         writer.flush().map_err(error)?;
     }
     file.as_file().sync_all().map_err(error)?;
-    file.persist(path).map_err(|e| error(e.error))?;
+    file.persist(&target).map_err(|e| error(e.error))?;
     Ok(())
+}
+
+/// The file a path names after following symbolic links, including to a
+/// target that does not exist yet.
+fn resolve_link(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    // A bounded number of hops, so a link loop cannot hang.
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(metadata) if metadata.file_type().is_symlink() => match std::fs::read_link(&current) {
+                Ok(next) if next.is_absolute() => current = next,
+                Ok(next) => {
+                    let base = current.parent().map(Path::to_path_buf).unwrap_or_default();
+                    current = base.join(next);
+                }
+                Err(_) => return current,
+            },
+            _ => return current,
+        }
+    }
+    current
 }
 
 /// Writes `value` as pretty JSON, atomically.
@@ -111,6 +155,29 @@ pub fn read_init(path: &Path, architecture: &Architecture) -> Result<Parameters,
     let parameters: Parameters = read_json(path, "parameter file")?;
     parameters.validate(architecture, &path.display().to_string())?;
     Ok(parameters)
+}
+
+/// Reads `path` as a model file when it is one (its `format` is
+/// `shadertrain-model`); returns `None` for a plain parameter file or a report.
+pub fn read_model_if_model_file(path: &Path) -> Result<Option<ModelFile>, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let is_model = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|value| {
+            value
+                .get("format")
+                .and_then(|f| f.as_str())
+                .map(|f| f == ModelFile::FORMAT)
+        })
+        .unwrap_or(false);
+    if is_model {
+        ModelFile::read(path).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// Training settings recorded in a saved model.
@@ -238,17 +305,36 @@ pub struct Report {
     pub seconds: f64,
     pub epochs_per_second: f64,
     /// Training loss before each logged epoch's update, by epoch number.
+    #[serde(with = "finite_or_null_map")]
     pub loss: IndexMap<String, f64>,
     /// Validation loss at each logged epoch, when there is validation data.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty", with = "finite_or_null_map")]
     pub validation_loss: IndexMap<String, f64>,
     /// Every metric at each logged epoch, in epoch order.
     pub history: Vec<crate::train::LogEntry>,
+    #[serde(with = "finite_or_null")]
     pub final_loss: f64,
     pub final_metrics: FinalMetrics,
     pub halt: Option<Halt>,
     pub interrupted: bool,
     pub layers: Vec<Layer>,
+}
+
+/// [`finite_or_null`] for the values of a map.
+pub mod finite_or_null_map {
+    use indexmap::IndexMap;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(map: &IndexMap<String, f64>, serializer: S) -> Result<S::Ok, S::Error> {
+        let values: IndexMap<&String, Option<f64>> =
+            map.iter().map(|(k, v)| (k, v.is_finite().then_some(*v))).collect();
+        values.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<IndexMap<String, f64>, D::Error> {
+        let values = IndexMap::<String, Option<f64>>::deserialize(deserializer)?;
+        Ok(values.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect())
+    }
 }
 
 /// Serializes non-finite f64 as JSON `null` and reads `null` back as NaN,
@@ -266,5 +352,56 @@ pub mod finite_or_null {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_text(path: &Path, text: &str) -> Result<(), FileError> {
+        write_atomically(path, |writer| writer.write_all(text.as_bytes()))
+    }
+
+    #[test]
+    fn atomic_write_replaces_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        write_text(&path, "first").unwrap();
+        write_text(&path, "second").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file may stay behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_write_follows_symlinks_and_keeps_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.json");
+        let link = dir.path().join("link.json");
+        std::fs::write(&target, "old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+
+        write_text(&link, "new").unwrap();
+
+        assert!(
+            std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+            "the link must stay a link"
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "the file keeps its mode");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_write_keeps_devices() {
+        let null = Path::new("/dev/null");
+        write_text(null, "discarded").unwrap();
+        let metadata = std::fs::metadata(null).unwrap();
+        assert!(!metadata.is_file(), "/dev/null must stay a device");
     }
 }

@@ -557,3 +557,137 @@ fn all_options_on_gpu_and_cpu() {
         );
     }
 }
+
+#[test]
+fn output_equal_to_data_is_rejected() {
+    let dir = create_work_directory();
+    let before = std::fs::read(dir.path().join("data/diabetes.csv")).unwrap();
+    let run = train_short(dir.path(), &["--report", "./data/diabetes.csv"]);
+    assert_fails_with(&run, &["--report", "same file as --data"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("data/diabetes.csv")).unwrap(),
+        before,
+        "the data file must be unchanged"
+    );
+}
+
+#[test]
+fn missing_output_directory_fails_before_training() {
+    let dir = create_work_directory();
+    let run = train_short(dir.path(), &["--save", "no-such-dir/m.json"]);
+    assert_fails_with(&run, &["no-such-dir", "does not exist"]);
+    assert!(
+        !run.stdout.contains("epoch"),
+        "no training may run first\n{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn huge_hidden_layer_is_rejected() {
+    let dir = create_work_directory();
+    let run = train_short(dir.path(), &["--hidden", "4294967296"]);
+    assert_fails_with(&run, &["parameters", "maximum"]);
+}
+
+/// A model file used as --init brings its standardization, so training it
+/// for zero epochs reproduces what eval reports for it.
+#[test]
+fn init_from_standardized_model() {
+    let dir = create_work_directory();
+    let common = [
+        "--features",
+        "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6",
+        "--hidden",
+        "8",
+        "--activation",
+        "tanh",
+        "--device",
+        "cpu",
+    ];
+    let mut args = vec![
+        "train",
+        "--epochs",
+        "100",
+        "--lr",
+        "0.01",
+        "--standardize",
+        "--standardize-target",
+    ];
+    args.extend(common);
+    args.extend(["--save", "std.json"]);
+    let trained = run(dir.path(), &args);
+    assert!(trained.succeeded(), "{}", trained.describe());
+
+    let evaluated = run(
+        dir.path(),
+        &["eval", "--model", "std.json", "--data", "data/diabetes.csv", "--json"],
+    );
+    assert!(evaluated.succeeded(), "{}", evaluated.describe());
+    let metrics: Value = serde_json::from_str(&evaluated.stdout).unwrap();
+    let eval_mse = metrics["metrics"]["mse"].as_f64().expect("eval reports mse");
+
+    let mut args = vec!["train", "--epochs", "0", "--init", "std.json", "--report", "again.json"];
+    args.extend(common);
+    let again = run(dir.path(), &args);
+    assert!(again.succeeded(), "{}", again.describe());
+    assert!(
+        again.stderr.contains("standardization"),
+        "says it uses the saved standardization\n{}",
+        again.describe()
+    );
+    let report = read_json(&dir.path().join("again.json"));
+    let mse = report["final_metrics"]["train"]["mse"].as_f64().unwrap();
+    assert!(
+        relative_difference(mse, eval_mse) < 1e-6,
+        "mse after --init with 0 epochs {mse} differs from eval's {eval_mse}"
+    );
+}
+
+#[test]
+fn init_with_other_activation_is_rejected() {
+    let dir = create_work_directory();
+    let trained = train_short(
+        dir.path(),
+        &["--activation", "tanh", "--device", "cpu", "--save", "m.json"],
+    );
+    assert!(trained.succeeded(), "{}", trained.describe());
+    let run = train_short(dir.path(), &["--init", "m.json", "--device", "cpu"]);
+    assert_fails_with(&run, &["trained with activations tanh", "--activation tanh"]);
+}
+
+#[test]
+fn plot_reads_diverged_report() {
+    let dir = create_work_directory();
+    std::fs::copy(repo_path("data/diabetes_raw.csv"), dir.path().join("raw.csv")).unwrap();
+    let diverged = run(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            "raw.csv",
+            "--hidden",
+            "none",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.001",
+            "--epochs",
+            "50",
+            "--log-every",
+            "1",
+            "--device",
+            "cpu",
+            "--report",
+            "r.json",
+        ],
+    );
+    assert_eq!(diverged.code, Some(3), "the run must diverge\n{}", diverged.describe());
+    let plotted = run(dir.path(), &["plot", "r.json", "--output", "plots"]);
+    assert!(
+        plotted.succeeded(),
+        "plot must read a report with null losses\n{}",
+        plotted.describe()
+    );
+    assert!(dir.path().join("plots/loss.png").is_file(), "{}", plotted.describe());
+}

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod devices;
 pub mod eval;
+pub mod paths;
 pub mod plot;
 pub mod predict;
 pub mod train;

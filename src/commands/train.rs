@@ -57,11 +57,28 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
     if args.early_stop.is_some() && args.val_fraction.is_none() && args.val_data.is_none() {
         bail!("--early-stop needs validation data: add --val-fraction F or --val-data FILE");
     }
-    // Created now, so an unusable directory fails before training rather than after it.
-    if let Some(directory) = &args.plot {
-        std::fs::create_dir_all(directory)
-            .with_context(|| format!("cannot create the --plot directory {}", directory.display()))?;
+    if args.early_stop == Some(0) {
+        bail!("--early-stop must be at least 1 epoch");
     }
+    if args.device == DeviceArg::Cpu && args.kernel != KernelArg::Auto {
+        output.warn("--kernel has no effect with --device cpu, which trains on the CPU reference");
+    }
+    // Checked now, so a typo in an output path fails before training rather than after it.
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--data", args.data.data.as_path())];
+    if let Some(path) = &args.val_data {
+        inputs.push(("--val-data", path));
+    }
+    let files: Vec<(&str, &std::path::Path)> = [
+        ("--report", &args.report),
+        ("--save", &args.save),
+        ("--save-safetensors", &args.save_safetensors),
+        ("--history", &args.history),
+    ]
+    .into_iter()
+    .filter_map(|(option, path)| path.as_deref().map(|path| (option, path)))
+    .collect();
+    let directories: Vec<(&str, &std::path::Path)> = args.plot.iter().map(|path| ("--plot", path.as_path())).collect();
+    super::paths::check_outputs(&inputs, &files, &directories)?;
 
     // Data.
     let csv = CsvOptions {
@@ -106,40 +123,80 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
         (None, None) => (table, None),
     };
 
-    // Standardization from the training rows only.
+    // A model file given to --init brings the standardization its parameters
+    // were trained with; otherwise the statistics come from the training rows only.
+    let init_model = match &args.init {
+        Some(path) => report::read_model_if_model_file(path)?,
+        None => None,
+    };
     let mut standardization = Standardization::default();
-    if args.standardize {
-        let (zscore, constant) = ZScore::fit(&train_table.features, train_table.inputs);
-        for c in constant {
+    if let (Some(model), Some(path)) = (&init_model, &args.init)
+        && !model.standardization.is_empty()
+    {
+        standardization = model.standardization.clone();
+        apply_saved_standardization(&standardization, &mut train_table, validation_table.as_mut(), path)?;
+        output.info(&format!("standardization: the one saved in {}", path.display()));
+        if args.standardize != standardization.features.is_some()
+            || args.standardize_target != standardization.targets.is_some()
+        {
             output.warn(&format!(
-                "feature '{}' is constant in the training rows, so standardizing leaves it all zeros (as scikit-learn does); it cannot help the model",
-                args.data.features[c]
+                "{} was trained with {} standardization; its saved statistics are used instead of --standardize and --standardize-target",
+                path.display(),
+                describe_standardization(&standardization)
             ));
         }
-        zscore.apply(&mut train_table.features);
-        if let Some(validation) = &mut validation_table {
-            zscore.apply(&mut validation.features);
-        }
-        standardization.features = Some(zscore);
-    }
-    if args.standardize_target {
-        let (zscore, constant) = ZScore::fit(&train_table.targets, train_table.outputs);
-        for c in constant {
+    } else {
+        if let (Some(_), Some(path)) = (&init_model, &args.init)
+            && (args.standardize || args.standardize_target)
+        {
             output.warn(&format!(
-                "target '{}' is constant in the training rows; standardizing leaves it all zeros",
-                args.data.target[c]
+                "{} was trained without standardization, so its parameters expect raw values; --standardize changes what they see",
+                path.display()
             ));
         }
-        zscore.apply(&mut train_table.targets);
-        if let Some(validation) = &mut validation_table {
-            zscore.apply(&mut validation.targets);
+        if args.standardize {
+            let (zscore, constant) = ZScore::fit(&train_table.features, train_table.inputs);
+            for c in constant {
+                output.warn(&format!(
+                    "feature '{}' is constant in the training rows, so standardizing leaves it all zeros (as scikit-learn does); it cannot help the model",
+                    args.data.features[c]
+                ));
+            }
+            zscore.apply(&mut train_table.features);
+            if let Some(validation) = &mut validation_table {
+                zscore.apply(&mut validation.features);
+            }
+            standardization.features = Some(zscore);
         }
-        standardization.targets = Some(zscore);
+        if args.standardize_target {
+            let (zscore, constant) = ZScore::fit(&train_table.targets, train_table.outputs);
+            for c in constant {
+                output.warn(&format!(
+                    "target '{}' is constant in the training rows; standardizing leaves it all zeros",
+                    args.data.target[c]
+                ));
+            }
+            zscore.apply(&mut train_table.targets);
+            if let Some(validation) = &mut validation_table {
+                zscore.apply(&mut validation.targets);
+            }
+            standardization.targets = Some(zscore);
+        }
     }
     let target_scale: Option<Vec<f64>> = standardization.targets.as_ref().map(|z| z.std.clone());
 
     // Model and initial parameters.
     let architecture = Architecture::new(train_table.inputs, &hidden, train_table.outputs, &activations)?;
+    if let (Some(model), Some(path)) = (&init_model, &args.init) {
+        check_init_model(
+            model,
+            path,
+            &architecture,
+            &args.data.features,
+            &args.data.target,
+            output,
+        )?;
+    }
     let initial = match &args.init {
         Some(path) => report::read_init(path, &architecture)?,
         None => init::torch_linear_init(&architecture, args.seed),
@@ -170,8 +227,8 @@ pub fn run(args: &TrainArgs, output: &Output, interrupt: Arc<AtomicBool>) -> any
         validation_table
             .as_ref()
             .map_or(String::new(), |v| format!(", {} validation rows", v.rows())),
-        args.data.features.join(", "),
-        args.data.target.join(", ")
+        list_names(&args.data.features),
+        list_names(&args.data.target)
     ));
     log_data_size("training", &train_table);
     if let Some(validation) = &validation_table {
@@ -404,17 +461,32 @@ fn report_outcome(
     not_written: &[&PathBuf],
 ) -> ExitCode {
     if let Some(Halt::Diverged { epoch }) = outcome.halt {
-        output.error(&format!(
-            "training diverged at epoch {epoch}: the loss or a gradient was not finite, or the update would have made \
-             a parameter non-finite, so training stopped and kept the last parameters with a finite loss. \
-             Try a smaller learning rate (--lr {}) or standardized data (--standardize{})",
-            optimizer.lr() / 10.0,
-            if args.standardize_target {
-                ""
-            } else {
-                " --standardize-target"
-            }
-        ));
+        let standardize = match (args.standardize, args.standardize_target) {
+            (true, true) => String::new(),
+            (true, false) => " --standardize-target".to_string(),
+            (false, true) => " --standardize".to_string(),
+            (false, false) => " --standardize --standardize-target".to_string(),
+        };
+        if outcome.epochs_done == 0 && !outcome.logs.first().is_some_and(|e| e.train.loss.is_finite()) {
+            output.error(&format!(
+                "training diverged at epoch {epoch}: the loss of the initial parameters is not finite, because the \
+                 targets or features are too large for float32 once squared (above about 1e19). Scale the data, or \
+                 standardize it ({})",
+                standardize.trim_start()
+            ));
+        } else {
+            output.error(&format!(
+                "training diverged at epoch {epoch}: the loss or a gradient was not finite, or the update would have made \
+                 a parameter non-finite, so training stopped and kept the last parameters with a finite loss. \
+                 Try a smaller learning rate (--lr {:.1e}){}",
+                f64::from(optimizer.lr()) / 10.0,
+                if standardize.is_empty() {
+                    String::new()
+                } else {
+                    format!(" or standardized data ({})", standardize.trim_start())
+                }
+            ));
+        }
     }
     for path in not_written {
         output.error(&format!(
@@ -451,6 +523,88 @@ fn report_outcome(
 }
 
 /// Logs the size of a data set at info level.
+/// Applies a model file's saved standardization to the loaded data.
+fn apply_saved_standardization(
+    standardization: &Standardization,
+    train: &mut Table,
+    validation: Option<&mut Table>,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let widths = [
+        (standardization.features.as_ref(), train.inputs, "features"),
+        (standardization.targets.as_ref(), train.outputs, "targets"),
+    ];
+    for (zscore, width, name) in widths {
+        if let Some(zscore) = zscore
+            && zscore.mean.len() != width
+        {
+            bail!(
+                "{} standardizes {} {name}, but the data has {width}; check --features and --target",
+                path.display(),
+                zscore.mean.len()
+            );
+        }
+    }
+    let mut tables = vec![train];
+    tables.extend(validation);
+    for table in tables {
+        if let Some(zscore) = &standardization.features {
+            zscore.apply(&mut table.features);
+        }
+        if let Some(zscore) = &standardization.targets {
+            zscore.apply(&mut table.targets);
+        }
+    }
+    Ok(())
+}
+
+fn describe_standardization(standardization: &Standardization) -> &'static str {
+    match (standardization.features.is_some(), standardization.targets.is_some()) {
+        (true, true) => "feature and target",
+        (true, false) => "feature",
+        (false, true) => "target",
+        (false, false) => "no",
+    }
+}
+
+/// Checks that a model file given to --init fits the requested model: the
+/// activations must match, and different column names get a warning.
+fn check_init_model(
+    model: &ModelFile,
+    path: &std::path::Path,
+    architecture: &Architecture,
+    features: &[String],
+    targets: &[String],
+    output: &Output,
+) -> anyhow::Result<()> {
+    if model.activations != architecture.activations {
+        let saved: Vec<String> = model.activations.iter().map(ToString::to_string).collect();
+        bail!(
+            "{} was trained with activations {}, but --activation gives {}; pass --activation {}",
+            path.display(),
+            saved.join(","),
+            architecture
+                .activations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            saved.join(",")
+        );
+    }
+    if model.features != features || model.targets != targets {
+        output.warn(&format!(
+            "{} was trained on features {} and targets {}; this run uses features {} and targets {}",
+            path.display(),
+            model.features.join(","),
+            model.targets.join(","),
+            features.join(","),
+            targets.join(",")
+        ));
+    }
+    Ok(())
+}
+
 fn log_data_size(name: &str, table: &Table) {
     let values = table.features.len() + table.targets.len();
     log::info!(
@@ -545,12 +699,33 @@ fn build_optimizer(args: &TrainArgs) -> anyhow::Result<Optimizer> {
     Ok(optimizer)
 }
 
+/// Joins column names for the start-up line, the first eight of long lists.
+fn list_names(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!("{}, ... ({} in all)", names[..SHOWN].join(", "), names.len())
+}
+
+/// Formats a metric with 4 decimals, or in scientific notation when it is
+/// so large or small that fixed decimals would print dozens of digits or none.
+fn metric(value: f64) -> String {
+    let magnitude = value.abs();
+    if value.is_finite() && value != 0.0 && !(1e-3..1e9).contains(&magnitude) {
+        format!("{value:.6e}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
 fn format_log_line(entry: &train::LogEntry, has_validation: bool) -> String {
-    let mut line = format!("epoch {:>7}  loss {:.4}", entry.epoch, entry.train.loss);
+    let mut line = format!("epoch {:>7}  loss {}", entry.epoch, metric(entry.train.loss));
     if has_validation && let Some(validation) = &entry.validation {
         line.push_str(&format!(
-            "  val_loss {:.4}  val_r2 {:.4}",
-            validation.loss, validation.r2
+            "  val_loss {}  val_r2 {}",
+            metric(validation.loss),
+            metric(validation.r2)
         ));
     }
     line
@@ -559,13 +734,22 @@ fn format_log_line(entry: &train::LogEntry, has_validation: bool) -> String {
 fn print_results(output: &Output, outcome: &TrainOutcome, architecture: &Architecture, has_validation: bool) {
     let train = &outcome.final_train;
     output.result(&format!(
-        "final loss {:.4} after {} epochs (mse {:.4}, rmse {:.4}, mae {:.4}, r2 {:.4})",
-        train.loss, outcome.epochs_done, train.mse, train.rmse, train.mae, train.r2
+        "final loss {} after {} epochs (mse {}, rmse {}, mae {}, r2 {})",
+        metric(train.loss),
+        outcome.epochs_done,
+        metric(train.mse),
+        metric(train.rmse),
+        metric(train.mae),
+        metric(train.r2)
     ));
     if has_validation && let Some(validation) = &outcome.final_validation {
         output.result(&format!(
-            "validation loss {:.4} (mse {:.4}, rmse {:.4}, mae {:.4}, r2 {:.4})",
-            validation.loss, validation.mse, validation.rmse, validation.mae, validation.r2
+            "validation loss {} (mse {}, rmse {}, mae {}, r2 {})",
+            metric(validation.loss),
+            metric(validation.mse),
+            metric(validation.rmse),
+            metric(validation.mae),
+            metric(validation.r2)
         ));
     }
     if let Some(Halt::EarlyStopped { epoch, best_epoch }) = outcome.halt {

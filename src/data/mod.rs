@@ -128,7 +128,7 @@ pub fn parse_delimiter(s: &str) -> Result<u8, String> {
             [byte] if byte.is_ascii() => *byte,
             _ => {
                 return Err(format!(
-                    "invalid delimiter '{s}': use one character, or one of the words \
+                    "invalid delimiter '{s}': use one ASCII character, or one of the words \
                      comma, semicolon, tab, pipe, space"
                 ));
             }

@@ -48,7 +48,8 @@ const TILE_OUTPUTS: usize = 16;
 const TILE_ROWS: usize = 16;
 
 /// Rows per split of the weight gradient: each split's partial sums go to
-/// their own slot, and `reduce_gradients` adds the slots up.
+/// their own slot, and `reduce_gradients` adds the slots up. Large models
+/// get longer splits, so the slots fit one storage binding.
 const GRAD_ROWS: usize = 1024;
 
 /// Layers with at least this many outputs share dZ across lanes in the
@@ -258,7 +259,7 @@ impl Geometry {
 
     /// Loop iterations per invocation of the costliest kernel, counting every
     /// loop as written in linear.wgsl plus one exit test per loop run.
-    fn loop_iterations(&self) -> u64 {
+    fn loop_iterations(&self, grad_rows: usize) -> u64 {
         let (to, kt, rpl) = (self.to as u64, self.kt as u64, ROWS_PER_LANE as u64);
         let (in4, out4) = (self.layout.in4 as u64, self.layout.out4 as u64);
         let lanes = u64::from(LANES);
@@ -271,12 +272,12 @@ impl Geometry {
             GradientMode::Tiles | GradientMode::OutputLanes => kt + 2,
             GradientMode::InputLanes => out4 * 6 + 2,
         };
-        let gradient = GRAD_ROWS as u64 * gradient_row
-            + (GRAD_ROWS as u64).div_ceil(TILE_ROWS as u64) * ((TILE_ROWS as u64 * kt).div_ceil(lanes) + 2)
+        let gradient = grad_rows as u64 * gradient_row
+            + (grad_rows as u64).div_ceil(TILE_ROWS as u64) * ((TILE_ROWS as u64 * kt).div_ceil(lanes) + 2)
             + in4.max(out4) * 5
             + 16;
         let head = if self.head {
-            let rows = (GRAD_ROWS as u64).div_ceil(lanes);
+            let rows = (grad_rows as u64).div_ceil(lanes);
             let out = self.layout.outputs as u64;
             let entries = out * in4 + 1 + 16;
             rows * (in4 + 1 + out * (in4 + 2) + in4 * (out + 6) + 1)
@@ -388,21 +389,8 @@ pub fn plan(
     let shuffle = options.shuffle.unwrap_or(context.is_cpu) && shuffle_possible;
     let subgroup_size = if shuffle { min_subgroup } else { 8 };
 
-    let layout = Layout::new(&spec.architecture);
-    let layers = spec.architecture.layer_count();
-    for (l, layer) in layout.layers.iter().enumerate() {
-        let geometry = Geometry::new(*layer, l + 1 == layers, l == 0, subgroup_size as usize);
-        let iterations = geometry.loop_iterations();
-        if iterations > LOOP_BUDGET {
-            return Err(TrainError::Invalid(format!(
-                "layer {l} ({} -> {}) needs about {iterations} loop iterations per GPU invocation, more than \
-                 the {LOOP_BUDGET} one dispatch may run; use narrower layers or --device cpu",
-                layer.inputs, layer.outputs
-            )));
-        }
-    }
-
     // Rows per piece: every per-piece buffer must fit one storage binding.
+    let layout = Layout::new(&spec.architecture);
     let binding = context
         .limits
         .max_storage_buffer_binding_size
@@ -419,6 +407,33 @@ pub fn plan(
         .min(max_block)
         .max(1);
     let train_blocks = data.train.rows.div_ceil(block_rows);
+
+    // Gradient slots: one per split of every piece, all in one binding.
+    let padded_bytes = (layout.padded * 4) as u64;
+    let max_slots = (binding / padded_bytes) as usize;
+    let pieces = data.train.rows.div_ceil(block_rows);
+    if max_slots <= pieces {
+        return Err(TrainError::Invalid(format!(
+            "the model's {} parameters need {padded_bytes} bytes per gradient slot, too many for the adapter's \
+             binding limit of {binding} bytes; use a smaller model or --device cpu",
+            spec.architecture.parameter_count()
+        )));
+    }
+    let grad_rows = GRAD_ROWS.max(data.train.rows.div_ceil(max_slots - pieces));
+
+    // Loop iterations per invocation, counted as linear.wgsl writes them.
+    let layers = spec.architecture.layer_count();
+    for (l, layer) in layout.layers.iter().enumerate() {
+        let geometry = Geometry::new(*layer, l + 1 == layers, l == 0, subgroup_size as usize);
+        let iterations = geometry.loop_iterations(grad_rows);
+        if iterations > LOOP_BUDGET {
+            return Err(TrainError::Invalid(format!(
+                "layer {l} ({} -> {}) needs about {iterations} loop iterations per GPU invocation, more than \
+                 the {LOOP_BUDGET} one dispatch may run; use narrower layers, fewer rows or --device cpu",
+                layer.inputs, layer.outputs
+            )));
+        }
+    }
 
     if spec.batching.batch_size().is_some() {
         let feature_bytes = (data.train.rows * layout.layers[0].in4 * 16) as u64;
@@ -437,7 +452,7 @@ pub fn plan(
         subgroup_size,
         block_rows,
         train_blocks,
-        grad_rows: GRAD_ROWS,
+        grad_rows,
         max_grid_x: options
             .max_grid_x
             .unwrap_or(u32::MAX)

@@ -76,7 +76,7 @@ and exits with code 130.
 
 Exit codes: 0 success, 1 error, 2 command-line syntax error, 3 training diverged, 130 interrupted.";
 
-/// Where the data comes from and which columns to use.
+/// Data file and the columns to use.
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
     /// CSV file with a header row
@@ -209,7 +209,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "EPOCHS")]
     pub early_stop: Option<u64>,
 
-    /// Where to train
+    /// Device to train on
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
 

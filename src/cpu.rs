@@ -4,7 +4,7 @@
 //! clarity over speed. Per row it runs `forward` through every layer, takes
 //! the loss gradient and runs `backward` in reverse, adding the row's
 //! parameter gradients to f64 accumulators. Sums over rows (gradients, loss,
-//! metrics) are kept in f64 so the reference's own round-off stays below the
+//! metrics) are kept in f64, so the reference's own round-off stays below the
 //! float32 differences between other implementations; everything per row is
 //! f32, as in PyTorch.
 //!

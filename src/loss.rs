@@ -104,7 +104,7 @@ impl Loss {
         }
     }
 
-    /// The PyTorch module that computes the same loss.
+    /// Returns the PyTorch module that computes the same loss.
     pub fn torch_module(&self) -> String {
         match self {
             Loss::Mse => "nn.MSELoss()".into(),

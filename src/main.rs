@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     init_logging(cli.quiet, cli.verbose);
     let output = Output::new(cli.quiet);
 
-    // Ctrl-C asks training to stop at the next chunk boundary; a second Ctrl-C exits at once.
+    // Ctrl-C requests a stop at the end of the current chunk. A second Ctrl-C exits at once.
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     let _ = ctrlc::set_handler(move || {
@@ -64,7 +64,7 @@ fn init_logging(quiet: bool, verbose: u8) {
         .init();
 }
 
-/// The error and its causes, separated by ": ", leaving out a cause whose
+/// Joins the error and its causes with ": ", leaving out a cause whose
 /// text the message before it already contains.
 fn error_chain(error: &anyhow::Error) -> String {
     let mut text = error.to_string();

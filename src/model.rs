@@ -123,7 +123,7 @@ impl Architecture {
 
     /// Builds the architecture `inputs -> hidden... -> outputs`.
     ///
-    /// `activations` holds either one entry, used for every hidden layer, or
+    /// `activations` contains either one entry, used for every hidden layer, or
     /// one entry per hidden layer.
     pub fn new(
         inputs: usize,

@@ -86,7 +86,7 @@ impl Output {
         }
     }
 
-    /// A training result: logged losses, final metrics, parameters, timing.
+    /// Prints a training result (logged losses, final metrics, parameters, timing) to standard output.
     pub fn result(&self, line: &str) {
         if self.results_on_stderr {
             self.info(line);
@@ -100,7 +100,7 @@ impl Output {
         print_stdout(document);
     }
 
-    /// A start-up or status line, hidden by --quiet.
+    /// Prints a start-up or status line to standard error, unless --quiet.
     pub fn info(&self, line: &str) {
         if !self.quiet {
             print_stderr(line);

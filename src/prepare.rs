@@ -29,7 +29,7 @@ impl Table {
         crate::train::Samples::new(self.inputs, self.outputs, &self.features, &self.targets)
     }
 
-    /// The rows at `indices`, in that order.
+    /// Copies the rows at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Table {
         let mut features = Vec::with_capacity(indices.len() * self.inputs);
         let mut targets = Vec::with_capacity(indices.len() * self.outputs);

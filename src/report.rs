@@ -97,7 +97,7 @@ pub fn write_atomically(
     Ok(())
 }
 
-/// The file a path names after following symbolic links, including to a
+/// Follows symbolic links from `path` to the file they name, including a
 /// target that does not exist yet.
 fn resolve_link(path: &Path) -> PathBuf {
     let mut current = path.to_path_buf();

@@ -53,7 +53,7 @@ pub struct Step {
     pub factors: StepFactors,
 }
 
-/// How rows are grouped into optimizer steps.
+/// Grouping of rows into optimizer steps.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Batching {
     /// One step per epoch over all rows.

@@ -119,8 +119,8 @@ fn multi_output_losses_and_sgd() {
         weight_decay: 1e-3,
     };
     // The L1 gradient jumps by 2/(N O) whenever a residual changes sign, so
-    // round-off moves mae runs apart faster: here the CPU, fused and general
-    // parameters differ by up to 5e-3 of the tensor scale while the losses
+    // round-off moves mae runs apart faster. Here the CPU, fused and general
+    // parameters differ by up to 5e-3 of the tensor scale, while the losses
     // still agree within 1e-4.
     let cases = [
         ("mse, adam", Loss::Mse, adam(0.05), 1e-3),
@@ -171,7 +171,7 @@ fn early_stop_keeps_best_parameters() {
     assert_runs_match("early stop", &spec, &actual, &expected);
 }
 
-/// Dispatches that need more workgroups than one grid dimension holds use
+/// Dispatches that need more workgroups than one grid dimension allows use
 /// 2D grids; a tiny limit per dimension makes every dispatch take that path.
 #[test]
 fn two_dimensional_grids() {

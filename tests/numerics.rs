@@ -93,7 +93,7 @@ fn overflowing_update_is_rejected() {
     }
 }
 
-/// Raw units with a large learning rate grow until the loss overflows; every
+/// Raw units with a large learning rate grow until the loss overflows. Every
 /// backend stops at the same epoch and keeps the last parameters with a
 /// finite loss.
 #[test]

@@ -1,6 +1,6 @@
-//! Every WGSL file parses and validates with naga, alone where it stands
-//! alone and assembled into the modules the backends compile, for a spread
-//! of shapes, activations, losses, optimizers and kernel variants.
+//! Every WGSL file parses and validates with naga: alone where it is
+//! self-contained, and assembled into the modules the backends compile for a
+//! spread of shapes, activations, losses, optimizers and kernel variants.
 
 use shadertrain::gpu::fused::{self, FusedPlan};
 use shadertrain::gpu::general::{GeneralPlan, Sources};
@@ -62,7 +62,7 @@ fn check(label: &str, source: &str, subgroups: bool) {
 
 #[test]
 fn library_files_validate_alone() {
-    // common.wgsl holds only functions and constants, so it stands alone.
+    // common.wgsl contains only functions and constants, so it validates alone.
     check("common.wgsl", shaders::COMMON, false);
 }
 

@@ -6,11 +6,11 @@
 //! takes the loss), then from the last layer down `weight_gradient` and
 //! `backward_input`. A narrow output layer instead trains in one `head`
 //! kernel that reads its input rows once. After all pieces, `reduce_sums`
-//! and `reduce_gradients` add up the per-workgroup partials, a validation
-//! pass runs `forward` over the validation blocks, `control` records the
-//! logs and decides the update, `update` applies the optimizer to all
-//! parameters in one dispatch, and `commit` rejects an update that made a
-//! parameter non-finite. Every step of a chunk is recorded in one compute
+//! and `reduce_gradients` add up the per-workgroup partials, and a
+//! validation pass runs `forward` over the validation blocks. Then `control`
+//! records the logs and decides the update, `update` applies the optimizer
+//! to all parameters in one dispatch, and `commit` rejects an update that
+//! made a parameter non-finite. Every step of a chunk is recorded in one compute
 //! pass and submitted once. The host reads back only the run state and the
 //! log sums.
 //!
@@ -53,7 +53,7 @@ const TILE_ROWS: usize = 16;
 const GRAD_ROWS: usize = 1024;
 
 /// Layers with at least this many outputs share dZ across lanes in the
-/// weight gradient; narrower ones give each lane one input vector and all
+/// weight gradient. Narrower ones give each lane one input vector and all
 /// outputs.
 const WIDE_OUTPUTS_FROM: usize = 16;
 
@@ -329,7 +329,7 @@ impl fmt::Display for GeneralPlan {
 /// Whether the fused kernel is expected to be faster than the general path.
 ///
 /// The fused kernel runs on one workgroup, so its time grows with rows times
-/// parameters; the general path spreads that work over the whole device but
+/// parameters. The general path spreads that work over the whole device but
 /// pays a dozen or more dispatches per step (on llvmpipe each costs tens of
 /// microseconds). On llvmpipe the fused kernel wins up to a few million
 /// row-parameters per epoch: 442 rows x 321 parameters ran at 1,600 epochs/s
@@ -822,13 +822,13 @@ impl<'c> GeneralBackend<'c> {
         };
 
         // Every pass (training or validation) cuts its rows into pieces of at
-        // most `block_rows`; each piece adds one loss partial per workgroup of
+        // most `block_rows`. Each piece adds one loss partial per workgroup of
         // rows and one gradient slot per split.
         let zeros = |count: usize| vec![0u8; count * 4];
-        let most_rows = data.train.rows.max(data.validation.map_or(0, |v| v.rows)).max(1);
-        let piece_rows = plan.block_rows.min(most_rows);
-        let pieces = most_rows.div_ceil(piece_rows);
-        let sum_slots = most_rows.div_ceil(lanes * ROWS_PER_LANE) + pieces;
+        let max_rows = data.train.rows.max(data.validation.map_or(0, |v| v.rows)).max(1);
+        let piece_rows = plan.block_rows.min(max_rows);
+        let pieces = max_rows.div_ceil(piece_rows);
+        let sum_slots = max_rows.div_ceil(lanes * ROWS_PER_LANE) + pieces;
         let grad_slots = data.train.rows.div_ceil(plan.grad_rows) + pieces;
         let activation_buffer = |kind: &str, l: usize, width4: usize, rows: usize| {
             context.storage_buffer(
@@ -1124,8 +1124,8 @@ impl GeneralBackend<'_> {
     }
 
     /// Records `weight_gradient` and `backward_input` from the last layer
-    /// down for one piece (from the one before it when `head` did the
-    /// output layer); returns the gradient slots it wrote.
+    /// down for one piece, or from the one before it when `head` did the
+    /// output layer. Returns the gradient slots it wrote.
     fn record_backward(
         &self,
         recorder: &mut Recorder<'_, '_>,

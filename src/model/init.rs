@@ -12,8 +12,8 @@
 //! to f32 and maps each 32-bit draw `u` to
 //! `((u & (2^24 - 1)) * 2^-24) * (to - from) + from`, evaluated in f32 with
 //! the last multiply-add rounded once, as PyTorch's AVX2 and AVX-512 kernels
-//! compute it. (PyTorch built for CPUs without FMA rounds twice, and then
-//! about half the values differ by one unit in the last place.)
+//! compute it. PyTorch built for CPUs without FMA rounds twice, and then
+//! about half the values differ by one unit in the last place.
 //! Matching every step bit for bit makes `--seed S` reproduce the parameters
 //! of a PyTorch script that calls `torch.manual_seed(S)` and then builds the
 //! layers in forward order.
@@ -48,7 +48,7 @@ pub fn torch_linear_init(architecture: &Architecture, seed: u64) -> Parameters {
     Parameters::from_flat(architecture, &flat)
 }
 
-/// One draw of `Tensor.uniform_(from, to)` for a float32 tensor.
+/// Draws one value as `Tensor.uniform_(from, to)` does for a float32 tensor.
 fn uniform(generator: &mut Mt, from: f64, to: f64) -> f32 {
     let from = from as f32;
     let to = to as f32;

@@ -26,7 +26,7 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
-/// The GPU adapter for this test binary: lavapipe on machines without a GPU.
+/// Returns the GPU adapter for this test binary: lavapipe on machines without a GPU.
 /// A missing adapter fails the test, because GPU tests must never pass by skipping.
 pub fn gpu() -> &'static GpuContext {
     static CONTEXT: OnceLock<GpuContext> = OnceLock::new();
@@ -108,7 +108,7 @@ impl Golden {
         Architecture::new(self.sizes[0], hidden, *self.sizes.last().unwrap(), &self.activations).unwrap()
     }
 
-    /// The run as a spec that logs every epoch.
+    /// Returns the run as a spec that logs every epoch.
     pub fn spec(&self) -> TrainSpec {
         let batching = match &self.batch {
             None => Batching::Full,

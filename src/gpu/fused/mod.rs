@@ -139,8 +139,8 @@ impl Shape {
     }
 }
 
-/// What `instances` runs of a loop with `iterations` iterations in total
-/// cost against llvmpipe's limit: the limiter also counts the final exit
+/// Returns what `instances` runs of a loop with `iterations` iterations in
+/// total cost against llvmpipe's limit: the limiter also counts the final exit
 /// test of each run, so a loop of n iterations costs n + 1.
 fn loop_cost(instances: u64, iterations: u64) -> u64 {
     instances + iterations

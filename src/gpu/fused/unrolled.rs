@@ -227,8 +227,9 @@ fn reduce_subgroup(out: &mut String, name: &str, array: &str, count: usize) {
     let _ = writeln!(out, "}}\n");
 }
 
-/// Every lane writes a block of its values, then every lane adds up all
-/// lanes' copies in the same order, so every lane gets identical totals.
+/// Generates a reduction in which every lane writes a block of its values,
+/// then adds up all lanes' copies in the same order, so every lane gets
+/// identical totals.
 fn reduce_workgroup(out: &mut String, name: &str, array: &str, count: usize, lanes: usize, exchange: usize) {
     let block = (exchange / lanes).max(1);
     let _ = writeln!(out, "fn {name}(lane: u32) {{");
